@@ -1,0 +1,32 @@
+"""Configuration keys of the livehunt plugin (names of the original stream connector)."""
+
+from vtframework import ConfigKey
+
+KEYS = (
+    ConfigKey(
+        "virustotal_livehunt.token",
+        "str",
+        None,
+        "VirusTotal API key with Livehunt access (premium).",
+        secret=True,
+    ),
+    ConfigKey(
+        "virustotal_livehunt.notification_emails",
+        "list",
+        [],
+        "E-mail addresses notified when a ruleset matches (comma-separated or JSON list).",
+    ),
+    ConfigKey(
+        "virustotal_livehunt.shared_owners",
+        "list",
+        [],
+        "VirusTotal users or groups given edit rights on each ruleset (comma-separated or JSON list).",
+    ),
+    ConfigKey(
+        "virustotal_livehunt.limit",
+        "int",
+        100,
+        "Most notifications a ruleset sends in 24 hours.",
+        minimum=1,
+    ),
+)

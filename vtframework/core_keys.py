@@ -1,0 +1,131 @@
+"""Configuration keys the core owns: OpenCTI, the connector, VirusTotal access, state.
+
+Names, meanings and defaults of the original connectors are kept so that an
+existing docker-compose file works unchanged. Plugin-specific keys (YARA,
+indicator thresholds, livehunt e-mails…) are declared by their plugins.
+"""
+
+from __future__ import annotations
+
+from vtframework.records import ConfigKey
+
+LOG_LEVELS = ("debug", "info", "warn", "warning", "error")
+CONNECTOR_TYPES = ("INTERNAL_ENRICHMENT", "STREAM")
+
+VIRUSTOTAL_BASE_URL = "https://www.virustotal.com/api/v3"
+
+CORE_KEYS: tuple[ConfigKey, ...] = (
+    # OpenCTI
+    ConfigKey("opencti.url", "url", None, "URL of the OpenCTI platform."),
+    ConfigKey("opencti.token", "str", None, "OpenCTI token of the connector's user.", secret=True),
+    ConfigKey("opencti.ssl_verify", "bool", False, "Verify OpenCTI's TLS certificate."),
+    ConfigKey("opencti.json_logging", "bool", True, "Log as JSON lines (pycti's format)."),
+    # Connector (defaults are the enrichment connector's; presets change them)
+    ConfigKey("connector.id", "str", None, "Unique id of this connector instance (UUIDv4)."),
+    ConfigKey("connector.name", "str", "VirusTotal", "Name shown in OpenCTI."),
+    ConfigKey("connector.type", "str", "INTERNAL_ENRICHMENT", "OpenCTI connector type.", choices=CONNECTOR_TYPES),
+    ConfigKey(
+        "connector.scope",
+        "list",
+        ["StixFile", "Artifact", "IPv4-Addr", "IPv6-Addr", "Domain-Name", "Hostname", "Url", "Indicator"],
+        "Entity types the connector handles (comma-separated).",
+    ),
+    ConfigKey("connector.auto", "bool", False, "Enrich automatically on creation or update."),
+    ConfigKey("connector.log_level", "str", "error", "Log level.", choices=LOG_LEVELS),
+    ConfigKey("connector.confidence_level", "int", None, "Default confidence level (0-100).", minimum=0),
+    ConfigKey("connector.expose_metrics", "bool", False, "Expose Prometheus metrics."),
+    ConfigKey("connector.metrics_port", "int", 9095, "Port of the Prometheus metrics endpoint.", minimum=1),
+    ConfigKey("connector.live_stream_id", "str", None, "Live stream id (stream connectors)."),
+    ConfigKey("connector.live_stream_listen_delete", "bool", True, "Listen to delete events (stream connectors)."),
+    ConfigKey(
+        "connector.live_stream_no_dependencies",
+        "bool",
+        True,
+        "Do not receive referenced objects as extra events (stream connectors).",
+    ),
+    # VirusTotal access shared by every plugin
+    ConfigKey("virustotal.token", "str", None, "VirusTotal API key.", secret=True),
+    ConfigKey("virustotal.base_url", "url", VIRUSTOTAL_BASE_URL, "VirusTotal API v3 base URL."),
+    ConfigKey(
+        "virustotal.max_tlp",
+        "tlp",
+        "TLP:AMBER",
+        "Most restrictive TLP an observable may carry for its value to be sent to VirusTotal.",
+    ),
+    ConfigKey(
+        "virustotal.replace_with_lower_score",
+        "bool",
+        True,
+        "Let VirusTotal's score replace a higher score already on the observable.",
+    ),
+    ConfigKey(
+        "virustotal.include_attributes_in_note",
+        "bool",
+        False,
+        "Append the main VirusTotal attributes to the notes.",
+    ),
+    ConfigKey(
+        "virustotal.upload_max_tlp",
+        "tlp",
+        "TLP:GREEN",
+        "Most restrictive TLP an Artifact or URL may carry to be uploaded (shared with the VirusTotal community).",
+    ),
+    ConfigKey("virustotal.requests_per_minute", "int", 4, "Requests per minute the key allows.", minimum=1),
+    ConfigKey("virustotal.requests_per_day", "int", 500, "Requests per day the key allows.", minimum=1),
+    ConfigKey(
+        "virustotal.detect_quota",
+        "bool",
+        True,
+        "Read the key's real quotas from VirusTotal at start and use them.",
+    ),
+    ConfigKey("virustotal.connect_timeout", "float", 10.0, "Seconds to wait for a connection.", minimum=0.1),
+    ConfigKey("virustotal.read_timeout", "float", 60.0, "Seconds to wait for an answer.", minimum=0.1),
+    ConfigKey("virustotal.max_retries", "int", 5, "Retries of a failed request (5xx, 429, timeouts).", minimum=0),
+    ConfigKey(
+        "virustotal.max_quota_wait",
+        "float",
+        120.0,
+        "Longest wait, in seconds, for quota before a lookup fails.",
+        minimum=0,
+    ),
+    ConfigKey("virustotal.cache_ttl", "int", 86400, "Seconds a VirusTotal answer is reused.", minimum=0),
+    ConfigKey("virustotal.not_found_ttl", "int", 3600, "Seconds a 'not found' answer is reused.", minimum=0),
+    # Framework
+    ConfigKey("vtf.config_file", "path", None, "config.yml to read (default: config.yml in the working directory)."),
+    ConfigKey("vtf.state_dir", "path", ".vtframework", "Directory of the embedded state (cache, quota, livehunt map)."),
+    ConfigKey("vtf.redis_url", "str", None, "Redis URL to share cache, quota and state between replicas."),
+    ConfigKey("vtf.plugins", "list", None, "Only load these plugins (comma-separated names)."),
+    ConfigKey("vtf.disable_plugins", "list", [], "Never load these plugins (comma-separated names)."),
+    ConfigKey("vtf.strict_plugins", "bool", False, "Make a failing plugin fatal (for plugin authors)."),
+    ConfigKey("vtf.preset", "str", None, "Preset: virustotal, virustotal-downloader or virustotal-livehunt."),
+)
+
+
+def indicator_keys(kind: str, label: str) -> tuple[ConfigKey, ...]:
+    """The three indicator keys every type plugin declares for itself.
+
+    ``kind`` is the key infix (``file``, ``ip``…), ``label`` what the user reads
+    (``file``, ``IP address``…). Names and defaults are the original connector's.
+    """
+    return (
+        ConfigKey(
+            f"virustotal.{kind}_indicator_create_positives",
+            "int",
+            10,
+            f"Create an indicator when at least this many engines flag the {label} (0 disables).",
+            minimum=0,
+        ),
+        ConfigKey(
+            f"virustotal.{kind}_indicator_valid_minutes",
+            "int",
+            2880,
+            "Minutes the created indicator stays valid.",
+            minimum=1,
+        ),
+        ConfigKey(
+            f"virustotal.{kind}_indicator_detect",
+            "bool",
+            True,
+            "Set the detection flag on the created indicator.",
+        ),
+    )
