@@ -1,0 +1,463 @@
+"""A fake VirusTotal API v3 on 127.0.0.1 for tests and benchmarks.
+
+It answers lookups with recorded real responses from a samples directory, keeps
+VirusTotal's error envelopes, enforces a per-minute quota like the real service
+and can inject faults (5xx, 429s, hangs, connection resets, malformed JSON).
+
+    with FakeVirusTotal("tests/samples", quota_per_minute=4) as vt:
+        client = VTClient(ClientConfig(api_key="k", base_url=vt.base_url), state)
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import hashlib
+import json
+import os
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Iterator
+from urllib.parse import unquote, urlsplit
+
+from vtframework.client import url_id
+
+API_PREFIX = "/api/v3"
+STORAGE_PREFIX = "/_storage/"
+
+#: Collections the fake serves from samples, keyed by the object ``type``.
+COLLECTIONS = {
+    "file": "files",
+    "url": "urls",
+    "ip_address": "ip_addresses",
+    "domain": "domains",
+    "analysis": "analyses",
+    "yara_ruleset": "yara_rulesets",
+}
+# VirusTotal's real 404 names the object kind first ('File "<hash>" not found'); the
+# other kinds follow the same pattern.
+_KIND = {
+    "files": "File",
+    "urls": "URL",
+    "ip_addresses": "IP address",
+    "domains": "Domain",
+    "analyses": "Analysis",
+    "yara_rulesets": "YARA ruleset",
+}
+
+FAULTS = ("500", "503", "504", "too_many_requests", "quota_exceeded", "hang", "reset", "malformed")
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request the fake received; the x-apikey value is replaced by ``<redacted>``."""
+
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    time: float
+    #: HTTP status answered; 0 while pending or when the connection was hung up or reset.
+    status: int
+    body: bytes = b""
+
+
+@dataclass
+class _Fault:
+    kind: str
+    remaining: int
+    path_prefix: str | None
+
+
+@dataclass
+class _Route:
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _envelope(code: str, message: str) -> bytes:
+    return json.dumps({"error": {"message": message, "code": code}}, indent=2).encode()
+
+
+class FakeVirusTotal:
+    """See the module docstring. ``api_key`` set means requests without it get 401."""
+
+    def __init__(
+        self,
+        samples_dir: str | None = None,
+        *,
+        api_key: str | None = None,
+        latency: float = 0.0,
+        quota_per_minute: int | None = None,
+        quota_window: float = 60.0,
+        hang_seconds: float = 5.0,
+        port: int = 0,
+    ) -> None:
+        self.api_key = api_key
+        self.latency = latency
+        self.quota_per_minute = quota_per_minute
+        self.quota_window = quota_window
+        self.hang_seconds = hang_seconds
+        self._port = port
+        self._samples: dict[tuple[str, str], bytes] = {}
+        self._routes: dict[tuple[str, str], _Route] = {}
+        self._downloads: dict[str, bytes | int] = {}
+        self._faults: list[_Fault] = []
+        self._window: collections.deque[float] = collections.deque()
+        self._log: list[RecordedRequest] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        if samples_dir:
+            self.load_samples(samples_dir)
+
+    # -- lifecycle -----------------------------------------------------------------
+    def start(self) -> "FakeVirusTotal":
+        server = _Server(("127.0.0.1", self._port), _Handler)
+        server.fake = self
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fakevt", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> "FakeVirusTotal":
+        return self.start()
+
+    def __exit__(self, *_: Any) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "start the fake first"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def base_url(self) -> str:
+        return self.url + API_PREFIX
+
+    # -- set-up --------------------------------------------------------------------
+    def load_samples(self, samples_dir: str) -> None:
+        """Index every ``{"data": {...}}`` sample by collection and id (files also by each hash)."""
+        for name in sorted(os.listdir(samples_dir)):
+            if name.endswith(".json"):
+                with open(os.path.join(samples_dir, name), "rb") as fh:
+                    self._index(fh.read())
+
+    def _index(self, raw: bytes) -> None:
+        data = json.loads(raw).get("data")
+        if not isinstance(data, dict) or data.get("type") not in COLLECTIONS or "id" not in data:
+            return
+        collection = COLLECTIONS[data["type"]]
+        attrs = data.get("attributes") or {}
+        ids = {str(data["id"])}
+        if collection == "files":
+            ids |= {attrs[h] for h in ("md5", "sha1", "sha256") if attrs.get(h)}
+        if collection == "urls" and attrs.get("url"):
+            ids.add(url_id(attrs["url"]))
+        for ident in ids:
+            key = (collection, ident.lower() if collection == "files" else ident)
+            # A bare descriptor ({type, id}) must not shadow a full object with the same id.
+            if key in self._samples and not attrs:
+                continue
+            self._samples[key] = raw
+
+    def add_route(
+        self,
+        method: str,
+        path: str,
+        status: int = 200,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Answer ``method path`` (relative to /api/v3, query ignored) with a fixed response.
+
+        ``body`` may be a dict/list (sent as JSON), str, bytes or None (empty).
+        """
+        if isinstance(body, (dict, list)):
+            raw = json.dumps(body).encode()
+        elif isinstance(body, str):
+            raw = body.encode()
+        else:
+            raw = body or b""
+        with self._lock:
+            self._routes[(method.upper(), path)] = _Route(status, raw, dict(headers or {}))
+
+    def add_download(self, sha256: str, content: bytes | int) -> None:
+        """Serve ``/files/<sha256>/download``: ``content`` bytes, or that many generated bytes.
+
+        Generated payloads are produced while streaming, so a 200 MB sample never
+        sits in memory; :meth:`iter_payload` yields the same bytes for checking.
+        """
+        with self._lock:
+            self._downloads[sha256.lower()] = content
+
+    def iter_payload(self, sha256: str, chunk: int = 1 << 20) -> Iterator[bytes]:
+        content = self._downloads[sha256.lower()]
+        if isinstance(content, bytes):
+            yield content
+            return
+        block = (hashlib.sha256(sha256.encode()).digest() * (65536 // 32))
+        block = block * max(1, chunk // len(block))
+        left = content
+        while left > 0:
+            piece = block[: min(left, len(block))]
+            left -= len(piece)
+            yield piece
+
+    def inject(self, kind: str, count: int = 1, path_prefix: str | None = None) -> None:
+        """Make the next ``count`` API requests (under ``path_prefix``, relative to /api/v3) fail.
+
+        ``kind`` is one of :data:`FAULTS`: ``"500"`` (plain-text body), ``"503"``
+        (TransientError), ``"504"`` (DeadlineExceededError), ``"too_many_requests"``,
+        ``"quota_exceeded"``, ``"hang"`` (no answer for ``hang_seconds``), ``"reset"``
+        (TCP reset), ``"malformed"`` (200 with broken JSON).
+        """
+        if kind not in FAULTS:
+            raise ValueError(f"unknown fault {kind!r}; choose one of {', '.join(FAULTS)}")
+        with self._lock:
+            self._faults.append(_Fault(kind, count, path_prefix))
+
+    # -- inspection ----------------------------------------------------------------
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._log)
+
+    def count(self, path_prefix: str = "", status: int | None = None) -> int:
+        """Requests whose path starts with ``path_prefix`` (full path, e.g. ``/api/v3/files``)."""
+        return sum(
+            1 for r in self.requests if r.path.startswith(path_prefix) and (status is None or r.status == status)
+        )
+
+    def clear_log(self) -> None:
+        with self._lock:
+            self._log.clear()
+
+    def _record(self, handler: "_Handler", path: str, query: str, body: bytes) -> int:
+        """Log a request as it arrives (a hung one must show up too); returns its index."""
+        headers = {k.lower(): v for k, v in handler.headers.items()}
+        if "x-apikey" in headers:
+            headers["x-apikey"] = "<redacted>"
+        entry = RecordedRequest(handler.command, path, query, headers, time.time(), 0, body)
+        with self._lock:
+            self._log.append(entry)
+            return len(self._log) - 1
+
+    def _set_status(self, index: int, status: int) -> None:
+        with self._lock:
+            if index < len(self._log):
+                self._log[index] = replace(self._log[index], status=status)
+
+    # -- answering -----------------------------------------------------------------
+    def _answer(self, h: "_Handler", path: str, query: str, body: bytes) -> int:
+        if path.startswith(STORAGE_PREFIX):
+            return self._serve_storage(h, path[len(STORAGE_PREFIX):])
+        if self.latency:
+            self._stopping.wait(self.latency)
+        if not path.startswith(API_PREFIX + "/"):
+            return h.send(404, b"Not Found", content_type="text/plain")
+        api_path = path[len(API_PREFIX):]
+        rejected = self._check_key(h)
+        if rejected is not None:
+            return rejected
+        fault = self._take_fault(api_path)
+        if fault is not None:
+            return self._serve_fault(h, fault)
+        if not self._take_quota():
+            return h.send(429, _envelope("QuotaExceededError", "Quota exceeded"))
+        with self._lock:
+            route = self._routes.get((h.command, api_path))
+        if route is not None:
+            return h.send(route.status, route.body, headers=route.headers)
+        if h.command == "GET":
+            return self._serve_get(h, api_path)
+        return h.send(404, _envelope("NotFoundError", f"Resource not found: {h.command} {api_path}"))
+
+    def _check_key(self, h: "_Handler") -> int | None:
+        if self.api_key is None:
+            return None
+        given = h.headers.get("x-apikey")
+        if not given:
+            return h.send(401, _envelope("AuthenticationRequiredError", "X-Apikey header is missing"))
+        if given != self.api_key:
+            return h.send(401, _envelope("WrongCredentialsError", "Wrong API key"))
+        return None
+
+    def _take_fault(self, api_path: str) -> str | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.path_prefix is None or api_path.startswith(fault.path_prefix):
+                    fault.remaining -= 1
+                    if fault.remaining <= 0:
+                        self._faults.remove(fault)
+                    return fault.kind
+        return None
+
+    def _take_quota(self) -> bool:
+        if self.quota_per_minute is None:
+            return True
+        now = time.monotonic()
+        with self._lock:
+            while self._window and self._window[0] <= now - self.quota_window:
+                self._window.popleft()
+            if len(self._window) >= self.quota_per_minute:
+                return False
+            self._window.append(now)
+            return True
+
+    def _serve_fault(self, h: "_Handler", kind: str) -> int:
+        if kind == "500":
+            return h.send(500, b"<html><body>Internal Server Error</body></html>", content_type="text/html")
+        if kind == "503":
+            return h.send(503, _envelope("TransientError", "Transient error, please retry"))
+        if kind == "504":
+            return h.send(504, _envelope("DeadlineExceededError", "Operation took too long to complete"))
+        if kind == "too_many_requests":
+            return h.send(429, _envelope("TooManyRequestsError", "Too many requests"))
+        if kind == "quota_exceeded":
+            return h.send(429, _envelope("QuotaExceededError", "Quota exceeded"))
+        if kind == "malformed":
+            return h.send(200, b'{"data": {"type": "file", "id": "4bc00f7d', content_type="application/json")
+        if kind == "hang":
+            self._stopping.wait(self.hang_seconds)
+            h.hang_up(reset=False)
+            return 0
+        h.hang_up(reset=True)
+        return 0
+
+    def _serve_get(self, h: "_Handler", api_path: str) -> int:
+        parts = api_path.strip("/").split("/")
+        if len(parts) == 3 and parts[0] == "files" and parts[2] in ("download", "download_url"):
+            return self._serve_download_link(h, parts[1].lower(), parts[2])
+        if len(parts) == 2 and parts[0] in _KIND:
+            collection, ident = parts
+            raw = self._samples.get((collection, ident.lower() if collection == "files" else ident))
+            if raw is not None:
+                return h.send(200, raw)
+            return h.send(404, _envelope("NotFoundError", f'{_KIND[collection]} "{ident}" not found'))
+        return h.send(404, _envelope("NotFoundError", f"Resource not found: {api_path}"))
+
+    def _serve_download_link(self, h: "_Handler", sha256: str, kind: str) -> int:
+        with self._lock:
+            known = sha256 in self._downloads
+        if not known:
+            return h.send(404, _envelope("NotFoundError", f'File "{sha256}" not found'))
+        signed = f"{self.url}{STORAGE_PREFIX}{sha256}?Expires={int(time.time()) + 3600}&Signature=fake"
+        if kind == "download_url":
+            return h.send(200, json.dumps({"data": signed}).encode())
+        return h.send(302, b"", content_type="text/html; charset=utf-8", headers={"Location": signed})
+
+    def _serve_storage(self, h: "_Handler", sha256: str) -> int:
+        with self._lock:
+            content = self._downloads.get(sha256.lower())
+        if content is None:
+            return h.send(404, b"NoSuchKey", content_type="text/plain")
+        size = len(content) if isinstance(content, bytes) else content
+        h.send_response(200)
+        h.send_header("Content-Type", "application/octet-stream")
+        h.send_header("Content-Length", str(size))
+        h.end_headers()
+        try:
+            for piece in self.iter_payload(sha256):
+                h.wfile.write(piece)
+        except (BrokenPipeError, ConnectionResetError):
+            h.close_connection = True
+        return 200
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    fake: FakeVirusTotal
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle on, the body waits for the
+    # client's delayed ACK and every answer gains ~40 ms the real service does not have.
+    disable_nagle_algorithm = True
+    server: _Server
+
+    def _handle(self) -> None:
+        parts = urlsplit(self.path)
+        path = unquote(parts.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        fake = self.server.fake
+        index = fake._record(self, path, parts.query, body)
+        fake._set_status(index, fake._answer(self, path, parts.query, body))
+
+    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle
+
+    def send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = "application/json; charset=utf-8",
+        headers: dict[str, str] | None = None,
+    ) -> int:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        try:
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        return status
+
+    def hang_up(self, reset: bool) -> None:
+        """Close without answering; with ``reset`` the peer sees a TCP RST, not a clean close."""
+        if reset:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+        try:
+            self.connection.close()
+        except OSError:
+            pass
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Serve recorded VirusTotal responses on 127.0.0.1.")
+    parser.add_argument("--samples", required=True, help="directory of recorded JSON responses")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
+    parser.add_argument("--quota-per-minute", type=int, default=None)
+    parser.add_argument("--api-key", default=None, help="answer 401 unless this x-apikey is sent")
+    args = parser.parse_args(argv)
+    fake = FakeVirusTotal(
+        args.samples, api_key=args.api_key, latency=args.latency,
+        quota_per_minute=args.quota_per_minute, port=args.port,
+    )
+    with fake:
+        print(f"fake VirusTotal at {fake.base_url} ({len(fake._samples)} lookups indexed); Ctrl-C stops it")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()
