@@ -255,7 +255,7 @@ def test_old_livehunt_config_is_read(tmp_path):
 def test_vtframework_config_lists_every_variable_with_source_and_masks_secrets(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "VIRUSTOTAL_TOKEN": "super-secret-key", "VIRUSTOTAL_MAX_TLP": "TLP:GREEN"}
     done = subprocess.run(
-        [sys.executable, "-m", "vtframework.cli", "config"], cwd=tmp_path, env=env,
+        [sys.executable, "-m", "vtframework", "config"], cwd=tmp_path, env=env,
         capture_output=True, text=True, check=True,
     )
     assert "super-secret-key" not in done.stdout
@@ -267,7 +267,7 @@ def test_vtframework_config_lists_every_variable_with_source_and_masks_secrets(t
 
 def test_config_error_is_one_line_and_exit_code_2(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "vtframework.cli", "config"], cwd=tmp_path,
+        [sys.executable, "-m", "vtframework", "config"], cwd=tmp_path,
         env={"PATH": "/usr/bin:/bin", "VIRUSTOTAL_IP_ADD_RELATIONSHIPS": "sometimes"},
         capture_output=True, text=True,
     )

@@ -74,13 +74,6 @@ CORE["plugins"] = ("list the plugins: name, origin, version, status", _configure
 CORE["config"] = ("list every configuration key, its value and where it came from", _configure_config, cmd_config)
 
 
-def register_core_command(
-    name: str, help_text: str, configure: Callable[[argparse.ArgumentParser], None], run: Callable[..., int]
-) -> None:
-    """Used by the core modules that add commands (``enrich``, ``run``)."""
-    CORE[name] = (help_text, configure, run)
-
-
 def build_parser(plugin_commands: Sequence[Any] = ()) -> argparse.ArgumentParser:
     parser = _Parser(
         prog="vtframework",
@@ -105,16 +98,16 @@ def _plugin_commands() -> list[Any]:
         return []
 
 
+#: Modules that add a core command through a ``COMMAND = (name, help, configure, run)`` attribute.
+CORE_COMMAND_MODULES = ("vtframework.enrich_cli",)
+
+
 def _load_core_commands() -> None:
-    # Importing these modules registers their commands.
     import importlib
 
-    for module in ("vtframework.enrich_cli", "vtframework.runtime_cli"):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
+    for module in CORE_COMMAND_MODULES:
+        name, help_text, configure, run = importlib.import_module(module).COMMAND
+        CORE[name] = (help_text, configure, run)
 
 
 def main(argv: Sequence[str] | None = None, app_factory: Callable[..., App] = build_app) -> int:

@@ -87,8 +87,10 @@ def vtf_report_not_found(
 
     Called only on the owning plugin, after VirusTotal answered 404. A plugin
     may submit the observable (upload an Artifact, submit a URL) through
-    ``context.client`` and return the report of the finished analysis; the
-    core checks the TLP upload policy before calling this hook.
+    ``context.client`` and return the report of the finished analysis.
+    ``context.client`` refuses anything that sends data to VirusTotal when the
+    observable's TLP forbids sharing it (``VIRUSTOTAL_UPLOAD_MAX_TLP``); call
+    ``context.client.check_upload()`` first to fail before any work.
 
     :param observable: The observable VirusTotal does not know.
     :param context: The :class:`~vtframework.pipeline.EnrichmentContext`.

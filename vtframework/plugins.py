@@ -21,7 +21,7 @@ import pluggy
 
 from vtframework import hookspecs
 from vtframework.config import parse_list
-from vtframework.errors import PluginError
+from vtframework.errors import PluginError, VTFrameworkError
 from vtframework.records import CliCommand, ConfigKey, PluginInfo
 
 log = logging.getLogger("vtframework.plugins")
@@ -127,6 +127,13 @@ class PluginHost:
             return impl.function(*args)
         except PluginError:
             raise
+        except VTFrameworkError as exc:
+            # A refusal on purpose (TLP, bad input, VirusTotal error) already says what happened.
+            if self.strict or not isolate:
+                raise
+            failure = HookFailure(name, hook, exc)
+            log.warning("%s", failure)
+            return failure
         except Exception as exc:  # a plugin's bug must not take the host down
             failure = HookFailure(name, hook, exc)
             if self.strict or not isolate:

@@ -1,0 +1,131 @@
+"""Build the plugin-test cassettes from the real VirusTotal responses in tests/samples/.
+
+The response bodies are byte-for-byte the recorded VirusTotal answers; the
+request line and the headers around them are ours (CONSTRUCTED, see
+tests/samples/SOURCES.md), because the upstream recordings kept only bodies.
+Run from the repository root: ``python tests/tools/build_cassettes.py``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "samples"
+CASSETTES = ROOT / "cassettes"
+API = "https://www.virustotal.com/api/v3"
+
+STATUS_TEXT = {200: "OK", 404: "Not Found", 401: "Unauthorized"}
+
+
+def interaction(method: str, path: str, sample: str, status: int = 200) -> dict:
+    body = (SAMPLES / sample).read_text(encoding="utf-8")
+    return {
+        "request": {
+            "body": None,
+            "headers": {"Accept": ["application/json"], "x-apikey": ["<VIRUSTOTAL_API_KEY>"]},
+            "method": method,
+            "uri": API + path,
+        },
+        "response": {
+            "body": {"string": body},
+            "headers": {"Content-Type": ["application/json; charset=utf-8"], "Server": ["Google Frontend"]},
+            "status": {"code": status, "message": STATUS_TEXT[status]},
+        },
+    }
+
+
+MALICIOUS = "4bc00f7d638e042da764e8648c03c0db46700599dd4f08d117e3e9e8b538519b"
+WORD_DOC = "001015aafcae8a6942366cbb0e7d39c0738752a7800c41ea1c655d47b0a4d04c"
+CLEAN_MACHO = "b8e7a581d85807ea6659ea2f681bd16d5baa7017ff144aa3030aefba9cbcdfd3"
+CLEAN_EXE = "ddecc35aa198f401948c73a0d53fd93c4ecb770198ad7db308de026745c56b71"
+UNKNOWN = "fffdddd2c3dc06d147c5ddddddd5c7e6acda4d1f1369fbc994cddd3c19a2de88"
+
+IP_CLOUD_SOUTH = "138.128.150.133"
+IP_CLOUDFLARE = "1.1.1.1"
+# URL ids are vtframework.client.url_id(url): unpadded URL-safe base64 of the URL.
+MALICIOUS_URL_ID = "aHR0cDovL3NvY2xvc2VidXR5ZXRxcS5jb20vNjkuZXhl"  # http://soclosebutyetqq.com/69.exe
+EXAMPLE_URL_ID = "aHR0cDovL2V4YW1wbGUuY29tLw"  # http://example.com/
+# URLs with quotes, a backslash and unicode, answered with the malicious URL's real body: the
+# request path is ours, the answer VirusTotal's.
+QUOTES_URL_ID = "aHR0cDovL2V4YW1wbGUuY29tL2l0J3M_cT0neCc"  # http://example.com/it's?q='x'
+TRICKY_URL_ID = "aHR0cDovL2V4YW1wbGUuY29tL2l0J3MvYVxwYXRoL2NhZsOpP3E9J3gn"  # http://example.com/it's/a\path/café?q='x'
+WITH_SERVING_IP = "?relationships=last_serving_ip_address"
+# VirusTotal answers POST /urls with an analysis descriptor; the real one we hold is the same
+# shape from POST /urls/{id}/analyse. The form body takes part in matching.
+SUBMIT_EXAMPLE_URL = interaction("POST", "/urls", "analysis_descriptor_url_analyse_2019.json")
+SUBMIT_EXAMPLE_URL["request"]["body"] = "url=http%3A%2F%2Fexample.com%2F"
+EXAMPLE_ANALYSIS_ID = "u-2a1b402420ef46577471cdc7409b0fa2c6a204db316e59ade2d805435489a067-1571525812"
+
+CASSETTES_BY_TEST = {
+    "test_file_plugin/test_malicious_file_with_yara": [
+        interaction("GET", f"/files/{MALICIOUS}", "file_malicious_4bc00f7d.json"),
+        interaction("GET", "/yara_rulesets/00888403c4", "yara_ruleset_00888403c4.json"),
+    ],
+    "test_file_plugin/test_malicious_document_without_yara": [
+        interaction("GET", f"/files/{WORD_DOC}", "file_malicious_001015aa.json"),
+    ],
+    "test_file_plugin/test_clean_files": [
+        interaction("GET", f"/files/{CLEAN_MACHO}", "file_clean_b8e7a581.json"),
+        interaction("GET", f"/files/{CLEAN_EXE}", "file_clean_ddecc35a.json"),
+    ],
+    "test_file_plugin/test_unknown_file_is_a_clear_failure": [
+        interaction("GET", f"/files/{UNKNOWN}", "error_404_NotFoundError_file.json", 404),
+    ],
+    "test_file_plugin/test_ruleset_that_cannot_be_fetched_costs_only_its_rule": [
+        interaction("GET", f"/files/{MALICIOUS}", "file_malicious_4bc00f7d.json"),
+        interaction("GET", "/yara_rulesets/00888403c4", "error_401_WrongCredentialsError.json", 401),
+    ],
+    "test_ip_plugin/test_ipv4_with_as_and_country": [
+        interaction("GET", f"/ip_addresses/{IP_CLOUD_SOUTH}", "ip_address_138.128.150.133.json"),
+    ],
+    "test_ip_plugin/test_old_ip_report_without_statistics": [
+        interaction("GET", f"/ip_addresses/{IP_CLOUDFLARE}", "ip_address_1.1.1.1_2019.json"),
+    ],
+    "test_domain_plugin/test_malicious_domain_with_an_invalid_a_record": [
+        interaction("GET", "/domains/tawuhoju.com", "domain_malicious_tawuhoju.com.json"),
+    ],
+    "test_domain_plugin/test_clean_domain_resolves_to_its_addresses": [
+        interaction("GET", "/domains/haiku-os.org", "domain_clean_haiku-os.org.json"),
+    ],
+    "test_domain_plugin/test_old_domain_report_without_statistics": [
+        interaction("GET", "/domains/github.com", "domain_clean_github.com_2019.json"),
+    ],
+    "test_url_plugin/test_malicious_url": [
+        interaction("GET", f"/urls/{MALICIOUS_URL_ID}{WITH_SERVING_IP}", "url_malicious_7d83e9f6.json"),
+    ],
+    "test_url_plugin/test_clean_url": [
+        interaction("GET", f"/urls/{EXAMPLE_URL_ID}{WITH_SERVING_IP}", "url_clean_example.com_2a1b4024.json"),
+    ],
+    "test_url_plugin/test_urls_with_quotes_backslash_and_unicode": [
+        interaction("GET", f"/urls/{QUOTES_URL_ID}{WITH_SERVING_IP}", "url_malicious_7d83e9f6.json"),
+        interaction("GET", f"/urls/{TRICKY_URL_ID}{WITH_SERVING_IP}", "url_malicious_7d83e9f6.json"),
+    ],
+    "test_url_plugin/test_unseen_url_is_submitted_and_analysed": [
+        interaction("GET", f"/urls/{EXAMPLE_URL_ID}{WITH_SERVING_IP}", "error_404_NotFoundError_file.json", 404),
+        SUBMIT_EXAMPLE_URL,
+        interaction("GET", f"/analyses/{EXAMPLE_ANALYSIS_ID}", "analysis_url_completed_u-2a1b4024.json"),
+        interaction("GET", f"/urls/{EXAMPLE_URL_ID}{WITH_SERVING_IP}", "url_clean_example.com_2a1b4024.json"),
+    ],
+    "test_url_plugin/test_unseen_amber_url_is_not_submitted": [
+        interaction("GET", f"/urls/{EXAMPLE_URL_ID}{WITH_SERVING_IP}", "error_404_NotFoundError_file.json", 404),
+    ],
+    "test_url_plugin/test_unseen_url_with_submission_off_is_not_found": [
+        interaction("GET", f"/urls/{EXAMPLE_URL_ID}{WITH_SERVING_IP}", "error_404_NotFoundError_file.json", 404),
+    ],
+}
+
+
+def main() -> None:
+    for name, interactions in CASSETTES_BY_TEST.items():
+        path = CASSETTES / f"{name}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        header = "# CONSTRUCTED by tests/tools/build_cassettes.py: real VirusTotal bodies from tests/samples/.\n"
+        path.write_text(header + yaml.safe_dump({"interactions": interactions, "version": 1}, sort_keys=False))
+        print(path.relative_to(ROOT.parent))
+
+
+if __name__ == "__main__":
+    main()
