@@ -1,8 +1,14 @@
 """Domain name and hostname enrichment: detections, score, notes, categories, indicators, resolutions."""
 
-from vtframework import hookimpl
+from __future__ import annotations
 
+from vtframework import VTQuery, hookimpl
+from vtframework.pipeline import subject_of
+
+from vtframework_plugins.domain.converter import domain_objects
 from vtframework_plugins.domain.settings import KEYS
+
+TYPES = ("Domain-Name", "Hostname")
 
 
 @hookimpl
@@ -12,4 +18,17 @@ def vtf_config_keys():
 
 @hookimpl
 def vtf_observable_types():
-    return ["Domain-Name", "Hostname"]
+    return list(TYPES)
+
+
+@hookimpl
+def vtf_vt_query(observable):
+    # VirusTotal keeps hostnames in its domain collection.
+    return VTQuery(path=f"/domains/{observable.value}", subject=subject_of(observable))
+
+
+@hookimpl
+def vtf_stix_objects(observable, report, context):
+    if observable.entity_type not in TYPES:
+        return None
+    return domain_objects(context, report)

@@ -1,8 +1,14 @@
 """IPv4 and IPv6 address enrichment: detections, score, notes, indicators, AS and country."""
 
-from vtframework import hookimpl
+from __future__ import annotations
 
+from vtframework import VTQuery, hookimpl
+from vtframework.pipeline import subject_of
+
+from vtframework_plugins.ip.converter import ip_objects
 from vtframework_plugins.ip.settings import KEYS
+
+TYPES = ("IPv4-Addr", "IPv6-Addr")
 
 
 @hookimpl
@@ -12,4 +18,16 @@ def vtf_config_keys():
 
 @hookimpl
 def vtf_observable_types():
-    return ["IPv4-Addr", "IPv6-Addr"]
+    return list(TYPES)
+
+
+@hookimpl
+def vtf_vt_query(observable):
+    return VTQuery(path=f"/ip_addresses/{observable.value}", subject=subject_of(observable))
+
+
+@hookimpl
+def vtf_stix_objects(observable, report, context):
+    if observable.entity_type not in TYPES:
+        return None
+    return ip_objects(context, report)

@@ -1,8 +1,16 @@
 """URL enrichment: detections, score, notes, indicators, submission of unseen URLs."""
 
-from vtframework import hookimpl
+from __future__ import annotations
 
+from vtframework import VTQuery, hookimpl
+from vtframework.pipeline import subject_of
+
+from vtframework_plugins.url.converter import url_objects
+from vtframework_plugins.url.query import url_query
 from vtframework_plugins.url.settings import KEYS
+from vtframework_plugins.url.upload import submit_and_wait
+
+TYPES = ("Url",)
 
 
 @hookimpl
@@ -12,4 +20,22 @@ def vtf_config_keys():
 
 @hookimpl
 def vtf_observable_types():
-    return ["Url"]
+    return list(TYPES)
+
+
+@hookimpl
+def vtf_vt_query(observable):
+    path, params = url_query(observable.value)
+    return VTQuery(path=path, params=params, subject=subject_of(observable))
+
+
+@hookimpl
+def vtf_report_not_found(observable, context, settings):
+    return submit_and_wait(context, settings)
+
+
+@hookimpl
+def vtf_stix_objects(observable, report, context):
+    if observable.entity_type not in TYPES:
+        return None
+    return url_objects(context, report)

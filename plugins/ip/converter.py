@@ -1,0 +1,56 @@
+"""A VirusTotal ip_address object as STIX: score, notes, indicator, AS and country."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import pycountry
+import stix2
+
+from vtframework import blocks
+
+
+def attribute_fields(attrs: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    return [
+        ("Country", attrs.get("country")),
+        ("Autonomous System Label", attrs.get("as_owner")),
+        ("ASN", attrs.get("asn")),
+        ("Network", attrs.get("network")),
+        ("RIR", attrs.get("regional_internet_registry")),
+    ]
+
+
+def autonomous_system(context: Any, attrs: Mapping[str, Any]) -> list[Any]:
+    """The AS the address belongs to (``belongs-to``), when VirusTotal names its number."""
+    asn = attrs.get("asn")
+    if isinstance(asn, bool) or not isinstance(asn, int):
+        context.log.debug("%s: no ASN in the VirusTotal report, no Autonomous System", context.observable.value)
+        return []
+    owner, rir = attrs.get("as_owner"), attrs.get("regional_internet_registry")
+    system = context.factory.observable(
+        stix2.AutonomousSystem,
+        number=asn,
+        name=owner if isinstance(owner, str) and owner else None,
+        rir=rir if isinstance(rir, str) and rir else None,
+    )
+    return [system, context.factory.relationship("belongs-to", context.observable.id, system.id)]
+
+
+def country(context: Any, attrs: Mapping[str, Any]) -> list[Any]:
+    """The country the address is located in (``located-at``), named as OpenCTI names countries."""
+    code = attrs.get("country")
+    found = pycountry.countries.get(alpha_2=code.upper()) if isinstance(code, str) and len(code) == 2 else None
+    if found is None:
+        context.log.debug("%s: no known country code in the VirusTotal report (%r)", context.observable.value, code)
+        return []
+    location = context.factory.country(found.name, found.alpha_2)
+    return [location, context.factory.relationship("located-at", context.observable.id, location.id)]
+
+
+def related_objects(context: Any, attrs: Mapping[str, Any]) -> list[Any]:
+    return autonomous_system(context, attrs) + country(context, attrs)
+
+
+def ip_objects(context: Any, report: Mapping[str, Any]) -> list[Any]:
+    fields = attribute_fields(blocks.attributes(report))
+    return blocks.reputation_objects(context, report, kind="ip", fields=fields, related=related_objects)
