@@ -134,3 +134,14 @@ def test_fresh_read_replaces_a_cached_not_found(client, fake_vt, samples_dir):
     fresh = client.get(MISSING, cache=False)
     assert client.get(MISSING) == fresh
     assert files_requested(fake_vt) == 2
+
+
+def test_ttl_zero_never_reuses_what_a_shared_store_holds(fake_vt, sqlite_state):
+    def client(ttl):
+        config = ClientConfig(api_key="test-key", base_url=fake_vt.base_url, requests_per_minute=1000,
+                              cache_ttl=ttl, max_retries=0)
+        return VTClient(config, sqlite_state, clock=FakeClock())
+
+    client(3600).get(FILE)  # another replica, configured to cache, fills the shared store
+    client(0).get(FILE)
+    assert files_requested(fake_vt) == 2

@@ -43,6 +43,9 @@ class ResponseCache:
         entry = self.state.cache_get(key, self.clock.time())
         if entry is None:
             return None
+        # A TTL of 0 means "never reuse", even what a run with another setting left in a shared store.
+        if (self.not_found_ttl if entry.get("status") == 404 else self.ttl) <= 0:
+            return None
         if entry.get("status") == 404:
             raise error_from_response(404, entry.get("body"), subject)
         return entry.get("body")

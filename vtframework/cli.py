@@ -99,7 +99,7 @@ def _plugin_commands() -> list[Any]:
 
 
 #: Modules that add a core command through a ``COMMAND = (name, help, configure, run)`` attribute.
-CORE_COMMAND_MODULES = ("vtframework.enrich_cli",)
+CORE_COMMAND_MODULES = ("vtframework.enrich_cli", "vtframework.runtime_cli")
 
 
 def _load_core_commands() -> None:

@@ -236,7 +236,8 @@ class VTClient:
             resp = self._request("GET", path, subject=subject, privilege=privilege, params=params)
             return self._envelope(resp, subject)
 
-        key = cache_key("GET", path, dict(params or {}))
+        # The base URL is part of the key: answers of another endpoint (a proxy, a test server) never mix.
+        key = cache_key("GET", self._url(path), dict(params or {}))
         with self._counting_errors():
             if not cache:
                 # A fresh answer still replaces what is cached (a stale "not found" above all).

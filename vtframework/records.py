@@ -113,3 +113,19 @@ class CliCommand:
     help: str
     configure: Callable[[Any], None]
     run: Callable[[Any, Any], int]
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """One OpenCTI live-stream event, parsed.
+
+    ``type`` is ``create``, ``update``, ``delete`` or ``merge``; ``data`` the
+    STIX object (with OpenCTI's extensions); ``context`` the event's extra
+    data (``patch``/``reverse_patch`` on updates); ``id`` the stream position.
+    """
+
+    type: str
+    id: str
+    data: Mapping[str, Any]
+    context: Mapping[str, Any] = field(default_factory=dict)
+    message: str = ""

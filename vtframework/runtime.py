@@ -1,0 +1,197 @@
+"""The OpenCTI connector runtimes, on pycti's ``OpenCTIConnectorHelper``.
+
+``EnrichmentConnector`` consumes enrichment requests (``helper.listen``): both
+message shapes (the entity from the platform with OpenCTI extensions, and the
+objects pycti rebuilds with flat ``x_opencti_*`` keys) and playbook steps (a
+bundle in, the enriched bundle out). A failure raises, so pycti reports the
+work as failed with our message; success returns the message the analyst
+reads in the UI.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import uuid
+from typing import Any, Callable, Mapping
+
+from vtframework.app import App
+from vtframework.egress import most_restrictive_tlp
+from vtframework.errors import InputError, VTFrameworkError
+from vtframework.metrics import Metrics
+from vtframework.observables import best_hash, observable_for, observables_in_pattern
+from vtframework.pipeline import EnrichmentResult, Pipeline, dedupe
+from vtframework.records import Observable
+from vtframework.services import open_app_state, open_client
+
+log = logging.getLogger("vtframework.runtime")
+
+
+class EnrichmentFailed(VTFrameworkError):
+    """The enrichment of one entity failed; the message says why."""
+
+
+def helper_config(app: App) -> dict[str, Any]:
+    """pycti's configuration: what config.yml holds for OpenCTI, plus our validated values."""
+    settings = app.settings
+    opencti = settings.raw_section("opencti")
+    connector = settings.raw_section("connector")
+    for entry in settings.entries():
+        namespace, _, key = entry.key.path.partition(".")
+        if namespace in ("opencti", "connector") and entry.value is not None:
+            value = entry.value
+            if isinstance(value, list):
+                value = ",".join(value)
+            (opencti if namespace == "opencti" else connector)[key] = value
+    config: dict[str, Any] = {"opencti": opencti, "connector": connector}
+    for section in ("mq", "s3"):
+        if settings.raw_section(section):
+            config[section] = settings.raw_section(section)
+    return config
+
+
+def start_helper(app: App, **kwargs: Any) -> Any:
+    """A registered pycti helper (requires OPENCTI_URL and OPENCTI_TOKEN)."""
+    app.settings.require("opencti.url", "opencti.token", "connector.id", why="to run as an OpenCTI connector")
+    from pycti import OpenCTIConnectorHelper
+
+    return OpenCTIConnectorHelper(helper_config(app), **kwargs)
+
+
+# -- observables from OpenCTI messages ------------------------------------------
+def _marking_ids(entity: Mapping[str, Any], stix_entity: Mapping[str, Any]) -> list[str]:
+    ids = [m for m in stix_entity.get("object_marking_refs") or [] if isinstance(m, str)]
+    for marking in entity.get("objectMarking") or []:
+        if isinstance(marking, Mapping) and marking.get("standard_id"):
+            ids.append(marking["standard_id"])
+    return list(dict.fromkeys(ids))
+
+
+def entity_tlp(entity: Mapping[str, Any], stix_entity: Mapping[str, Any]) -> str:
+    """The MOST restrictive TLP of an entity, from every marking we are told about."""
+    return most_restrictive_tlp([*(entity.get("objectMarking") or []), *_marking_ids(entity, stix_entity)])
+
+
+def _hashes(entity: Mapping[str, Any], stix_entity: Mapping[str, Any]) -> dict[str, str]:
+    hashes = dict(stix_entity.get("hashes") or {})
+    for item in entity.get("hashes") or []:
+        if isinstance(item, Mapping) and item.get("algorithm") and item.get("hash"):
+            hashes.setdefault(item["algorithm"], item["hash"])
+    return hashes
+
+
+def observable_from_message(
+    entity: Mapping[str, Any],
+    stix_entity: Mapping[str, Any],
+    open_file: Callable[[Mapping[str, Any]], Any] | None = None,
+) -> Observable:
+    """The observable of an enrichment message (entity read by pycti + STIX entity)."""
+    entity_type = str(entity.get("entity_type") or stix_entity.get("x_opencti_type") or "")
+    hashes = _hashes(entity, stix_entity)
+    value = str(entity.get("observable_value") or stix_entity.get("value") or "")
+    if entity_type in ("StixFile", "Artifact"):
+        best = best_hash(hashes)
+        value = best[1] if best else value
+    files = []
+    for item in entity.get("importFiles") or []:
+        if isinstance(item, Mapping) and open_file is not None:
+            files.append({"name": item.get("name"), "size": item.get("size"), "id": item.get("id"),
+                          "open": lambda item=item: open_file(item)})
+    return Observable(
+        entity_type=entity_type,
+        value=value,
+        stix=dict(stix_entity),
+        hashes=hashes,
+        markings=tuple(_marking_ids(entity, stix_entity)),
+        tlp=entity_tlp(entity, stix_entity),
+        files=tuple(files),
+    )
+
+
+def indicator_observables(entity: Mapping[str, Any], stix_entity: Mapping[str, Any]) -> list[Observable]:
+    """The observables an Indicator's pattern names, with the Indicator's markings."""
+    pattern = stix_entity.get("pattern") or entity.get("pattern") or ""
+    if (stix_entity.get("pattern_type") or entity.get("pattern_type") or "stix") != "stix":
+        return []
+    markings = _marking_ids(entity, stix_entity)
+    tlp = entity_tlp(entity, stix_entity)
+    found = []
+    for entity_type, value in observables_in_pattern(str(pattern)):
+        try:
+            found.append(observable_for(entity_type, value, markings, tlp))
+        except InputError as exc:
+            log.warning("indicator %s: %s", stix_entity.get("id"), exc)
+    return found
+
+
+# -- the enrichment connector -------------------------------------------------------
+class EnrichmentConnector:
+    """``vtframework run enrichment``: the OpenCTI internal-enrichment connector."""
+
+    def __init__(self, app: App, helper: Any = None) -> None:
+        self.app = app
+        self.helper = helper or start_helper(app, playbook_compatible=True)
+        self.state = open_app_state(app)
+        self.client = open_client(app, self.state)
+        self.pipeline = Pipeline(app, self.client, factory_kwargs={"confidence": app.settings["connector.confidence_level"]})
+        self.metrics = Metrics(bool(app.settings["connector.expose_metrics"]))
+
+    def start(self) -> None:
+        self.helper.connector_logger.info(
+            "vtframework enrichment connector started",
+            {"plugins": ",".join(self.app.host.loaded), "types": ",".join(sorted(self.app.host.owners))},
+        )
+        self.helper.listen(message_callback=self.process)
+
+    # pycti calls this once per message, in a worker thread.
+    def process(self, data: dict[str, Any]) -> str:
+        self.helper.metric.inc("run_count")
+        self.helper.metric.state("running")
+        try:
+            result, base = self._enrich(data)
+            if not result.ok:
+                self.metrics.failure(_reason(result.message))
+                raise EnrichmentFailed(result.message)
+            objects = dedupe([*base, *result.objects])
+            self.helper.send_stix2_bundle(
+                json.dumps({"type": "bundle", "id": f"bundle--{uuid.uuid4()}", "objects": objects}),
+                cleanup_inconsistent_bundle=True,
+            )
+            self.helper.metric.inc("record_send", len(objects))
+            message = f"{result.message}; {len(objects)} STIX objects sent"
+            if result.warnings:
+                self.helper.connector_logger.warning(message, {"warnings": result.warnings})
+            else:
+                self.helper.connector_logger.info(message)
+            return message
+        finally:
+            self.metrics.client_stats(self.client.stats)
+            self.helper.metric.state("idle")
+
+    def _enrich(self, data: Mapping[str, Any]) -> tuple[EnrichmentResult, list[dict[str, Any]]]:
+        entity = data.get("enrichment_entity") or {}
+        stix_entity = data.get("stix_entity") or {}
+        base = list(data.get("stix_objects") or [stix_entity])
+        if entity.get("entity_type") == "Indicator" or stix_entity.get("type") == "indicator":
+            return self.pipeline.enrich_indicator(stix_entity, indicator_observables(entity, stix_entity)), base
+        observable = observable_from_message(entity, stix_entity, self._open_file)
+        return self.pipeline.enrich(observable), base
+
+    def _open_file(self, item: Mapping[str, Any]) -> Any:
+        """An Artifact's file from OpenCTI storage, spooled to disk beyond 8 MB."""
+        url = f"{self.helper.opencti_url.rstrip('/')}/storage/get/{item['id']}"
+        content = self.helper.api.fetch_opencti_file(url, binary=True)
+        spool = tempfile.SpooledTemporaryFile(max_size=8 << 20)
+        spool.write(content)
+        spool.seek(0)
+        return spool
+
+
+def _reason(message: str) -> str:
+    lowered = message.lower()
+    for reason in ("quota", "not found", "tlp", "timeout", "forbidden", "rejected"):
+        if reason in lowered:
+            return reason.replace(" ", "_")
+    return "other"
+

@@ -1,0 +1,48 @@
+"""``vtframework run``: run as an OpenCTI connector (enrichment, downloader or livehunt)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any, Callable
+
+from vtframework.cli import EXIT_OK, UsageError
+from vtframework.presets import RUN_MODES, detect_preset
+
+#: mode -> "module:class" of its runtime, imported only when run.
+RUNTIMES = {
+    "enrichment": "vtframework.runtime:EnrichmentConnector",
+}
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "mode", nargs="?", choices=sorted(RUN_MODES),
+        help="connector to run (default: told apart by the environment of an original connector's "
+        "service: VIRUSTOTAL_DOWNLOADER_API_KEY -> downloader, VIRUSTOTAL_LIVEHUNT_TOKEN or "
+        "CONNECTOR_TYPE=STREAM -> livehunt, else enrichment; VTF_PRESET overrides)",
+    )
+
+
+def mode_for(args_mode: str | None, env: Any) -> str:
+    if args_mode:
+        return args_mode
+    preset = detect_preset(env)
+    return next(mode for mode, name in RUN_MODES.items() if name == preset)
+
+
+def run(args: argparse.Namespace, app_factory: Callable[..., Any]) -> int:
+    mode = mode_for(args.mode, os.environ)
+    if mode not in RUNTIMES:
+        raise UsageError(f"run: the {mode} connector is not available in this version")
+    app = app_factory(RUN_MODES[mode])
+    app.settings.require(app.preset.api_key_path, why=f"to run the {mode} connector")
+    module_name, class_name = RUNTIMES[mode].split(":")
+    import importlib
+
+    runtime = getattr(importlib.import_module(module_name), class_name)(app)
+    runtime.start()
+    return EXIT_OK
+
+
+COMMAND = ("run", "run as an OpenCTI connector (enrichment, downloader or livehunt)", configure, run)
