@@ -274,3 +274,20 @@ def test_config_error_is_one_line_and_exit_code_2(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0
     assert "VIRUSTOTAL_IP_ADD_RELATIONSHIPS" in done.stderr
+
+
+def test_config_sample_is_true_to_the_code():
+    from vtframework.cli import sample_config
+
+    committed = (Path(__file__).resolve().parents[1] / "config.yml.sample").read_text(encoding="utf-8")
+    generated = sample_config(build_app(None, env={"VTF_DISABLE_PLUGINS": "hello"}, config_file=None))
+    assert committed == generated, "regenerate: VTF_DISABLE_PLUGINS=hello vtframework config --sample > config.yml.sample"
+
+
+def test_config_sample_loads_as_a_config_file(tmp_path):
+    sample = (Path(__file__).resolve().parents[1] / "config.yml.sample").read_text(encoding="utf-8")
+    uncommented = "\n".join(line.replace("  # ", "  ", 1) if line.startswith("  # ") and ": " in line else line
+                            for line in sample.splitlines() if not line.startswith("  # ") or ": " in line)
+    config = tmp_path / "config.yml"
+    config.write_text(uncommented)
+    assert build_app(None, env={}, config_file=config).settings["virustotal.max_tlp"] == "TLP:AMBER"

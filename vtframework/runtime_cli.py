@@ -22,6 +22,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "service: VIRUSTOTAL_DOWNLOADER_API_KEY -> downloader, VIRUSTOTAL_LIVEHUNT_TOKEN or "
         "CONNECTOR_TYPE=STREAM -> livehunt, else enrichment; VTF_PRESET overrides)",
     )
+    parser.add_argument(
+        "--check", action="store_true",
+        help="validate the configuration, say which connector would run, and exit without connecting",
+    )
 
 
 def mode_for(args_mode: str | None, env: Any) -> str:
@@ -33,10 +37,17 @@ def mode_for(args_mode: str | None, env: Any) -> str:
 
 def run(args: argparse.Namespace, app_factory: Callable[..., Any]) -> int:
     mode = mode_for(args.mode, os.environ)
-    if mode not in RUNTIMES:
-        raise UsageError(f"run: the {mode} connector is not available in this version")
     app = app_factory(RUN_MODES[mode])
     app.settings.require(app.preset.api_key_path, why=f"to run the {mode} connector")
+    app.settings.require("opencti.url", "opencti.token", "connector.id", why=f"to run the {mode} connector")
+    if args.check:
+        settings = app.settings
+        print(f"{mode} connector (preset {app.preset.name}): {settings['connector.name']}, "
+              f"id {settings['connector.id']}, scope {','.join(settings['connector.scope'])}, "
+              f"plugins {','.join(app.host.loaded)}")
+        return EXIT_OK
+    if mode not in RUNTIMES:
+        raise UsageError(f"run: the {mode} connector is not available in this version")
     module_name, class_name = RUNTIMES[mode].split(":")
     import importlib
 

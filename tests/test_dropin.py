@@ -1,0 +1,74 @@
+"""Drop-in: the environment of each original connector's service runs on our image unchanged."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS = ROOT.parent / "shared" / "seeds"
+
+#: The docker-compose environments the original connectors' READMEs document.
+ORIGINAL_SERVICES = {
+    "connector-virustotal": ("enrichment", ["OPENCTI_URL=http://localhost", "OPENCTI_TOKEN=ChangeMe",
+                                            "VIRUSTOTAL_TOKEN=ChangeMe"]),
+    "connector-virustotal-downloader": ("downloader", ["OPENCTI_URL=http://localhost", "OPENCTI_TOKEN=ChangeMe",
+                                                       "VIRUSTOTAL_DOWNLOADER_API_KEY=ChangeMe"]),
+    "connector-virustotal-livehunt": ("livehunt", [
+        "OPENCTI_URL=http://localhost", "OPENCTI_TOKEN=ChangeMe", "CONNECTOR_ID=ChangeMe",
+        "CONNECTOR_NAME=VirusTotal LiveHunts", "CONNECTOR_SCOPE=yara", "CONNECTOR_CONFIDENCE_LEVEL=80",
+        "CONNECTOR_LOG_LEVEL=info", "CONNECTOR_LIVE_STREAM_ID=ChangeMe", "CONNECTOR_LIVE_STREAM_LISTEN_DELETE=true",
+        "CONNECTOR_LIVE_STREAM_NO_DEPENDENCIES=true", "VIRUSTOTAL_LIVEHUNT_TOKEN=ChangeMe",
+        "VIRUSTOTAL_LIVEHUNT_NOTIFICATION_EMAILS=user@example.com",
+        'VIRUSTOTAL_LIVEHUNT_SHARED_OWNERS=["user1", "user2"]',
+    ]),
+}
+
+
+def check(environment: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "VTF_DISABLE_PLUGINS": "hello"}
+    for item in environment:
+        name, _, value = item.partition("=")
+        # Placeholders stand for the user's real values.
+        env[name] = "5bd8e0ba-6a8a-4b8f-9b5c-0e6a2b1b1f9e" if value == "ChangeMe" else value
+    return subprocess.run([sys.executable, "-m", "vtframework", "run", "--check"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("service", sorted(ORIGINAL_SERVICES))
+def test_original_service_environment_selects_its_connector(service, tmp_path):
+    mode, environment = ORIGINAL_SERVICES[service]
+    done = check(environment, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"{mode} connector")
+
+
+@pytest.mark.skipif(not SEEDS.is_dir(), reason="the shared seed READMEs are not beside this checkout")
+def test_seed_compose_files_are_the_ones_we_check():
+    for seed in SEEDS.glob("*.txt"):
+        for block in re.findall(r"```yaml\n(.*?)```", seed.read_text(encoding="utf-8"), re.S):
+            services = (yaml.safe_load(block) or {}).get("services") or yaml.safe_load(block)
+            for name, service in services.items():
+                assert ORIGINAL_SERVICES[name][1] == service["environment"]
+
+
+@pytest.mark.parametrize("service", sorted(ORIGINAL_SERVICES))
+def test_our_compose_file_keeps_each_service_environment(service, tmp_path):
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    ours = compose["services"][service]["environment"]
+    assert set(ORIGINAL_SERVICES[service][1]) <= set(ours)
+    done = check(ours, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"{ORIGINAL_SERVICES[service][0]} connector")
+
+
+def test_dockerfile_runs_the_detecting_entrypoint():
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    assert 'ENTRYPOINT ["vtframework"]' in dockerfile and 'CMD ["run"]' in dockerfile
+    assert "CONNECTOR_TYPE" not in re.sub(r"#.*", "", dockerfile)  # the image must not pin one connector
