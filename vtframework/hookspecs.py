@@ -128,6 +128,46 @@ def vtf_stix_objects(
     """
 
 
+@_hookspec(firstresult=True)
+def vtf_download_query(observable: "Observable", settings: "Settings") -> "VTQuery | None":
+    """Say which VirusTotal download gives the sample of ``observable``.
+
+    The core checks the TLP, skips the download when OpenCTI already holds the
+    Artifact, streams the sample to a temporary file through its client (the
+    download endpoint answers with a redirect to a signed URL), verifies its
+    digest against ``VTQuery.subject``'s hash and refuses it above the size
+    cap.
+
+    :param observable: The StixFile whose sample is wanted.
+    :param settings: The validated, frozen settings.
+    :return: The download request, or ``None`` when this plugin does not
+        download samples. Stops at first non-None result.
+    :raises vtframework.errors.InputError: when the observable has no hash
+        VirusTotal can look up.
+
+    .. versionadded:: 0.1
+    """
+
+
+@_hookspec
+def vtf_artifact_objects(
+    observable: "Observable", artifact: "dict[str, Any]", context: Any, settings: "Settings"
+) -> "Iterable[Any] | None":
+    """Build the STIX objects that tie a downloaded sample to its observable.
+
+    :param observable: The StixFile the sample was downloaded for.
+    :param artifact: The stored Artifact: ``id`` (its STIX id), ``sha256``,
+        ``size``, ``mime_type``, ``name``, ``existing`` (True when OpenCTI
+        already held it and nothing was downloaded).
+    :param context: ``factory`` (the core's STIX factory, stamped with the
+        observable's markings), ``settings``, ``log``.
+    :param settings: The validated, frozen settings.
+    :return: STIX objects to send (a ``related-to`` relationship, typically).
+
+    .. versionadded:: 0.1
+    """
+
+
 @_hookspec
 def vtf_stream_event(event: Any, context: Any, settings: "Settings") -> "str | None":
     """Handle one OpenCTI live-stream event (stream features such as livehunt).

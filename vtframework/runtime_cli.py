@@ -12,6 +12,7 @@ from vtframework.presets import RUN_MODES, detect_preset
 #: mode -> "module:class" of its runtime, imported only when run.
 RUNTIMES = {
     "enrichment": "vtframework.runtime:EnrichmentConnector",
+    "downloader": "vtframework.runtime:DownloaderConnector",
 }
 
 

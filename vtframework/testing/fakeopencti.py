@@ -11,8 +11,6 @@ and read what the connector pushed with :meth:`FakeOpenCTI.pushed_bundles`.
 from __future__ import annotations
 
 import base64
-import email
-import email.policy
 import json
 import queue
 import re
@@ -332,21 +330,38 @@ class FakeOpenCTI:
                                                             "globalCount": len(edges)}}}
 
     def _op_ArtifactImport(self, variables: dict, files: dict) -> Any:
-        import hashlib
-
-        data = next(iter(files.values()), b"")
-        sha256 = hashlib.sha256(data).hexdigest()
+        upload = next(iter(files.values()))
+        sha256 = upload.sha256
         artifact = {
             "id": str(uuid.uuid4()), "standard_id": f"artifact--{uuid.uuid5(uuid.NAMESPACE_URL, sha256)}",
             "entity_type": "Artifact", "observable_value": sha256,
             "hashes": [{"algorithm": "SHA-256", "hash": sha256}],
             "x_opencti_description": variables.get("x_opencti_description"),
-            "mime_type": variables.get("mime_type"), "size": len(data),
-            "importFiles": [{"id": f"import/{sha256}", "name": variables.get("file_name", sha256), "size": len(data)}],
-            "objectMarking": [], "objectLabel": [],
+            # What the upload asked for; GraphQL answers carry the objects themselves.
+            "requested_author": variables.get("createdBy"), "requested_markings": variables.get("objectMarking") or [],
+            "createdBy": {"id": variables["createdBy"]} if variables.get("createdBy") else None,
+            "objectMarking": [{"id": m, "standard_id": m} for m in variables.get("objectMarking") or []],
+            "size": upload.size, "name": upload.name, "data": upload.data,
         }
         self.artifacts[sha256] = artifact
-        return {"artifactImport": artifact}
+        return {"artifactImport": {k: v for k, v in artifact.items() if k != "data"}}
+
+    def _op_StixCyberObservables(self, variables: dict, files: dict) -> Any:
+        wanted = {str(v).lower() for f in (variables.get("filters") or {}).get("filters", []) for v in f.get("values", [])}
+        found = [a for sha, a in self.artifacts.items()
+                 if sha in wanted or any(h["hash"].lower() in wanted for h in a.get("extra_hashes", []))]
+        edges = [{"node": {k: v for k, v in a.items() if k != "data"}} for a in found]
+        return {"stixCyberObservables": {"edges": edges, "pageInfo": {
+            "startCursor": None, "endCursor": None, "hasNextPage": False, "hasPreviousPage": False,
+            "globalCount": len(edges)}}}
+
+    def _op_OrganizationAdd(self, variables: dict, files: dict) -> Any:
+        from pycti import Identity
+
+        name = variables["input"]["name"]
+        return {"organizationAdd": {"id": str(uuid.uuid4()), "entity_type": "Organization",
+                                    "standard_id": Identity.generate_id(name, "organization"), "name": name,
+                                    "parent_types": ["Identity"], "objectMarking": [], "objectLabel": []}}
 
 
 def _root(operation: str) -> str:
@@ -365,12 +380,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib name
         length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length)
-        files: dict[str, bytes] = {}
+        files: dict[str, UploadedFile] = {}
         if self.headers.get("Content-Type", "").startswith("multipart/form-data"):
-            payload, files = _multipart(raw, self.headers["Content-Type"])
+            payload, files = _multipart(self.rfile, length, self.headers["Content-Type"])
         else:
-            payload = json.loads(raw or b"{}")
+            payload = json.loads(self.rfile.read(length) or b"{}")
         query = payload.get("query", "")
         match = _OPERATION.search(query)
         operation = match.group(2) if match else "anonymous"
@@ -432,20 +446,77 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
-def _multipart(raw: bytes, content_type: str) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """GraphQL multipart requests (``operations``, ``map``, file parts), as pycti uploads files."""
-    message = email.message_from_bytes(
-        f"Content-Type: {content_type}\r\n\r\n".encode() + raw, policy=email.policy.HTTP
-    )
-    operations: dict[str, Any] = {}
-    files: dict[str, bytes] = {}
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        payload = part.get_payload(decode=True) or b""
-        if name == "operations":
-            operations = json.loads(payload)
-        elif name != "map":
-            files[str(name)] = payload
+@dataclass
+class UploadedFile:
+    """A file part of a multipart request, hashed while it streamed in (kept when small)."""
+
+    name: str
+    size: int
+    sha256: str
+    data: bytes | None
+
+
+_KEEP_BELOW = 16 << 20
+
+
+def _multipart(stream: Any, length: int, content_type: str) -> tuple[dict[str, Any], dict[str, "UploadedFile"]]:
+    """Read a GraphQL multipart request (``operations``, ``map``, file parts) chunk by chunk.
+
+    A 200 MB sample goes through a hash, not into memory, so the fake does not
+    distort a memory benchmark run beside it.
+    """
+    import hashlib
+
+    boundary = b"--" + re.search(r'boundary="?([^";]+)"?', content_type).group(1).encode()
+    delimiter = b"\r\n" + boundary
+    remaining = length
+    buffer = b""
+
+    def more() -> bool:
+        nonlocal buffer, remaining
+        if remaining <= 0:
+            return False
+        chunk = stream.read(min(1 << 20, remaining))
+        remaining -= len(chunk)
+        buffer += chunk
+        return bool(chunk)
+
+    while boundary not in buffer and more():
+        pass
+    buffer = buffer[buffer.index(boundary) + len(boundary):]
+    fields: dict[str, bytes] = {}
+    files: dict[str, UploadedFile] = {}
+    while True:
+        while b"\r\n\r\n" not in buffer and more():
+            pass
+        if buffer.startswith(b"--") or b"\r\n\r\n" not in buffer:
+            break
+        head, buffer = buffer.split(b"\r\n\r\n", 1)
+        disposition = head.decode("utf-8", "replace")
+        name = re.search(r'name="([^"]*)"', disposition).group(1)
+        filename = re.search(r'filename="([^"]*)"', disposition)
+        digest, size, kept = hashlib.sha256(), 0, bytearray()
+        while True:
+            at = buffer.find(delimiter)
+            if at >= 0:
+                piece, buffer = buffer[:at], buffer[at + len(delimiter):]
+            else:
+                # Keep a tail that may be the start of the delimiter.
+                piece, buffer = buffer[: -len(delimiter)], buffer[-len(delimiter):]
+            digest.update(piece)
+            size += len(piece)
+            if size <= _KEEP_BELOW:
+                kept += piece
+            if at >= 0:
+                break
+            if not more():
+                break
+        if filename is None:
+            fields[name] = bytes(kept)
+        else:
+            files[name] = UploadedFile(filename.group(1), size, digest.hexdigest(),
+                                       bytes(kept) if size <= _KEEP_BELOW else None)
+    operations = json.loads(fields.get("operations", b"{}"))
     return operations, files
 
 
