@@ -16,8 +16,8 @@ from typing import IO, Any
 
 from vtframework.app import App
 from vtframework.egress import check_lookup
-from vtframework.errors import InputError, PluginError, VTFrameworkError
-from vtframework.observables import best_hash
+from vtframework.errors import PluginError, VTFrameworkError
+from vtframework.observables import lookup_hash
 from vtframework.records import Observable, VTQuery
 
 #: How many bytes the MIME sniffer reads from the start of a sample.
@@ -72,26 +72,13 @@ def sniff_mime(head: bytes) -> str:
     return kind.mime if kind is not None else "application/octet-stream"
 
 
-def lookup_hash(observable: Observable) -> tuple[str, str]:
-    """The hash to download by: SHA-256, else SHA-1, else MD5 (never the display value)."""
-    found = best_hash(observable.hashes or observable.stix.get("hashes") or {})
-    if found is None:
-        raise InputError(
-            f"{observable.entity_type} {observable.value or observable.id}: no SHA-256, SHA-1 or MD5 hash "
-            "to download the sample by"
-        )
-    return found
-
-
 def download_query(app: App, observable: Observable) -> VTQuery:
     """Ask the loaded plugins which download gives this observable's sample."""
     results, failures = app.host.call_each("vtf_download_query", observable=observable, settings=app.settings)
     if results:
         return results[0][1]
     if failures:
-        raise failures[0].error if isinstance(failures[0].error, VTFrameworkError) else PluginError(
-            str(failures[0]), plugin=failures[0].plugin
-        )
+        raise failures[0].as_error()
     raise PluginError("no loaded plugin downloads samples (enable the downloader plugin)", plugin="downloader")
 
 
@@ -104,7 +91,7 @@ def fetch_sample(
         it is written past the cap.
     :param directory: where the temporary file goes (default: the system's).
     """
-    name, value = lookup_hash(observable)
+    name, value = lookup_hash(observable, "have its sample downloaded")
     subject = f"{observable.entity_type} {value}"
     check_lookup(observable.tlp, app.settings, subject)
     query = download_query(app, observable)

@@ -90,6 +90,20 @@ def best_hash(hashes: Mapping[str, str]) -> tuple[str, str] | None:
     return None
 
 
+def lookup_hash(observable: Observable, purpose: str = "be looked up") -> tuple[str, str]:
+    """The hash VirusTotal is asked by: SHA-256, else SHA-1, else MD5 — never a display value.
+
+    :raises InputError: naming the observable when it has none of them.
+    """
+    found = best_hash(observable.hashes or observable.stix.get("hashes") or {})
+    if found is None:
+        raise InputError(
+            f"{observable.entity_type} {observable.value or observable.id}: cannot {purpose}, "
+            "it has no SHA-256, SHA-1 or MD5 hash"
+        )
+    return found
+
+
 def validate_value(entity_type: str, value: str) -> str:
     """Check one value of a type; return it normalised or raise :class:`InputError`."""
     text = value.strip()

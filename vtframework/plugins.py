@@ -50,6 +50,12 @@ class HookFailure:
     def __str__(self) -> str:
         return f"plugin {self.plugin!r} failed in {self.hook}: {type(self.error).__name__}: {self.error}"
 
+    def as_error(self) -> VTFrameworkError:
+        """What to raise when the caller cannot do without this plugin's part."""
+        if isinstance(self.error, VTFrameworkError):
+            return self.error
+        return PluginError(str(self), plugin=self.plugin)
+
 
 @dataclass
 class _Candidate:

@@ -220,7 +220,8 @@ class DownloaderConnector:
             self.helper.metric.state("idle")
 
     def _process(self, data: Mapping[str, Any]) -> str:
-        from vtframework.download import fetch_sample, lookup_hash
+        from vtframework.download import fetch_sample
+        from vtframework.observables import lookup_hash
         from vtframework.stix import AUTHOR_ID, StixFactory, author, to_dict
 
         entity = data.get("enrichment_entity") or {}
@@ -229,7 +230,7 @@ class DownloaderConnector:
         if entity_type != "StixFile":
             raise InputError(f"the downloader fetches the samples of StixFile observables, not of {entity_type}")
         observable = observable_from_message(entity, stix_entity)
-        _name, value = lookup_hash(observable)
+        _name, value = lookup_hash(observable, "have its sample downloaded")
         existing = self.artifacts.find(dict(observable.hashes))
         if existing is not None:
             artifact = {"id": existing["standard_id"], "existing": True, "sha256": existing.get("observable_value")}
@@ -253,7 +254,7 @@ class DownloaderConnector:
             "vtf_artifact_objects", observable=observable, artifact=artifact, context=context, settings=self.app.settings
         )
         if failures:
-            raise failures[0].error if isinstance(failures[0].error, VTFrameworkError) else EnrichmentFailed(str(failures[0]))
+            raise failures[0].as_error()
         objects = [to_dict(author()), *(to_dict(obj) for _plugin, result in created for obj in result)]
         if self.helper.playbook is not None:  # a playbook step passes the incoming bundle on, enriched
             objects = dedupe([*(data.get("stix_objects") or []), *objects])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from vtframework import VTQuery, hookimpl
-from vtframework.download import lookup_hash
+from vtframework.observables import lookup_hash
 
 from vtframework_plugins.downloader.command import COMMAND
 from vtframework_plugins.downloader.settings import KEYS
@@ -19,7 +19,7 @@ def vtf_download_query(observable):
     if observable.entity_type != "StixFile":
         return None
     # SHA-256 > SHA-1 > MD5 from the hashes, never OpenCTI's display value (a SHA-512 breaks VirusTotal).
-    _name, value = lookup_hash(observable)
+    _name, value = lookup_hash(observable, "have its sample downloaded")
     return VTQuery(path=f"/files/{value}/download", subject=f"StixFile {value}")
 
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from vtframework import VTQuery, hookimpl
-from vtframework.errors import InputError
-from vtframework.observables import best_hash
+from vtframework.observables import lookup_hash
 
 from vtframework_plugins.file.converter import file_objects
 from vtframework_plugins.file.settings import KEYS
@@ -23,25 +22,15 @@ def vtf_observable_types():
     return list(TYPES)
 
 
-def _lookup_hash(observable) -> tuple[str, str]:
-    found = best_hash(observable.hashes or observable.stix.get("hashes") or {})
-    if found is None:
-        raise InputError(
-            f"{observable.entity_type} {observable.value or observable.id}: cannot be enriched, "
-            "it has no SHA-256, SHA-1 or MD5 hash"
-        )
-    return found
-
-
 @hookimpl
 def vtf_vt_query(observable):
-    name, value = _lookup_hash(observable)
+    _name, value = lookup_hash(observable, "be enriched")
     return VTQuery(path=f"/files/{value}", subject=f"{observable.entity_type} {value}")
 
 
 @hookimpl
 def vtf_report_not_found(observable, context, settings):
-    _name, value = _lookup_hash(observable)
+    _name, value = lookup_hash(observable, "be enriched")
     return upload_and_wait(context, value, settings)
 
 
