@@ -77,3 +77,14 @@ def redis_state(redis_url: str) -> Iterator[RedisState]:
     for key in store._redis.scan_iter(f"{store.prefix}*"):
         store._redis.delete(key)
     store.close()
+
+
+@pytest.fixture(scope="module")
+def opencti():
+    """A fake OpenCTI platform wired to the real RabbitMQ (one per test module)."""
+    from opencti_harness import RABBITMQ, require_service
+    from vtframework.testing.fakeopencti import FakeOpenCTI
+
+    require_service(RABBITMQ, "RabbitMQ")
+    with FakeOpenCTI() as fake:
+        yield fake

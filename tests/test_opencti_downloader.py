@@ -8,23 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from opencti_harness import RABBITMQ, Connector, marking, require_service, running
+from opencti_harness import Connector, marking, running
 from vtframework.stix import AUTHOR_ID, TLP_MARKINGS
 from vtframework.testing import FakeVirusTotal
-from vtframework.testing.fakeopencti import FakeOpenCTI, iter_objects
+from vtframework.testing.fakeopencti import iter_objects
 
 pytestmark = pytest.mark.services
 
 SAMPLE = b"MZ\x90\x00" + b"\x00" * 60 + b"vtframework downloader test sample" * 100
 SHA256 = hashlib.sha256(SAMPLE).hexdigest()
 AMBER = TLP_MARKINGS["TLP:AMBER"]["id"]
-
-
-@pytest.fixture(scope="module")
-def opencti():
-    require_service(RABBITMQ, "RabbitMQ")
-    with FakeOpenCTI() as fake:
-        yield fake
 
 
 @pytest.fixture(scope="module")

@@ -6,23 +6,16 @@ import uuid
 
 import pytest
 
-from opencti_harness import RABBITMQ, Connector, marking, require_service, running
+from opencti_harness import Connector, marking, running
 from vtframework.stix import AUTHOR_ID, STIX_EXT_OCTI, STIX_EXT_OCTI_SCO, TLP_MARKINGS
 from vtframework.testing import FakeVirusTotal, assert_valid_bundle
-from vtframework.testing.fakeopencti import FakeOpenCTI, iter_objects
+from vtframework.testing.fakeopencti import iter_objects
 
 pytestmark = pytest.mark.services
 
 MALICIOUS = "4bc00f7d638e042da764e8648c03c0db46700599dd4f08d117e3e9e8b538519b"
 UNKNOWN = "0" * 64
 AMBER = TLP_MARKINGS["TLP:AMBER"]["id"]
-
-
-@pytest.fixture(scope="module")
-def opencti():
-    require_service(RABBITMQ, "RabbitMQ")
-    with FakeOpenCTI() as fake:
-        yield fake
 
 
 @pytest.fixture(scope="module")

@@ -13,12 +13,21 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+import time
 import uuid
 from typing import Any, Callable, Mapping
 
 from vtframework.app import App
 from vtframework.egress import most_restrictive_tlp
-from vtframework.errors import InputError, VTFrameworkError
+from vtframework.errors import (
+    ConnectionFailed,
+    InputError,
+    QuotaExceededError,
+    RequestTimeout,
+    TooManyRequestsError,
+    TransientError,
+    VTFrameworkError,
+)
 from vtframework.metrics import Metrics
 from vtframework.observables import best_hash, observable_for, observables_in_pattern
 from vtframework.pipeline import EnrichmentResult, Pipeline, dedupe
@@ -263,9 +272,81 @@ class DownloaderConnector:
         return message
 
 
+class StreamConnector:
+    """``vtframework run livehunt``: an OpenCTI stream connector on ``helper.listen_stream``.
+
+    Each event goes to every plugin's ``vtf_stream_event``. The stream never
+    dies on one event: a transient failure (VirusTotal unreachable, quota)
+    is retried with a growing pause, then logged with the object's id and
+    skipped; any other failure is logged and skipped at once.
+    """
+
+    #: Pauses, in seconds, before an event that failed transiently is tried again.
+    RETRY_PAUSES = (5.0, 30.0, 120.0)
+
+    def __init__(self, app: App, helper: Any = None, sleep: Callable[[float], None] | None = None) -> None:
+        from vtframework.stream import StreamContext
+
+        self.app = app
+        app.settings.require("connector.live_stream_id", why="to run a stream connector")
+        self.helper = helper or start_helper(app)
+        self.state = open_app_state(app)
+        self.client = open_client(app, self.state)
+        self.metrics = Metrics(bool(app.settings["connector.expose_metrics"]))
+        self.sleep = sleep or time.sleep
+        self.context = StreamContext(client=self.client, state=self.state, settings=app.settings,
+                                     log=logging.getLogger("vtframework.stream"), opencti=self.helper.api)
+
+    def start(self) -> None:
+        self.helper.connector_logger.info(
+            "vtframework stream connector started", {"plugins": ",".join(self.app.host.loaded)}
+        )
+        self.helper.listen_stream(message_callback=self.process).join()
+
+    def process(self, msg: Any) -> None:
+        from vtframework.stream import STREAM_EVENT_TYPES, parse_event
+
+        if msg.event not in STREAM_EVENT_TYPES:
+            return
+        try:
+            event = parse_event(msg.event, msg.id, msg.data)
+        except InputError as exc:
+            self.helper.connector_logger.warning(str(exc))
+            return
+        for pause in (*self.RETRY_PAUSES, None):
+            failures = self._dispatch(event)
+            transient = [f for f in failures if isinstance(f.error, TRANSIENT)]
+            for failure in failures:
+                if failure not in transient or pause is None:
+                    self.metrics.failure(_reason(str(failure.error)))
+                    self.helper.connector_logger.error(
+                        f"{event.type} event of {event.data.get('id')} not handled: {failure.error}",
+                        {"plugin": failure.plugin, "event_id": event.id},
+                    )
+            if not transient or pause is None:
+                break
+            self.helper.connector_logger.warning(
+                f"{event.type} event of {event.data.get('id')}: {transient[0].error}; trying again in {pause:g} s"
+            )
+            self.sleep(pause)
+        self.metrics.client_stats(self.client.stats)
+
+    def _dispatch(self, event: Any) -> list[Any]:
+        results, failures = self.app.host.call_each(
+            "vtf_stream_event", event=event, context=self.context, settings=self.app.settings
+        )
+        for plugin, message in results:
+            self.helper.connector_logger.info(str(message), {"plugin": plugin, "event_id": event.id})
+        return failures
+
+
 class _ArtifactContext:
     def __init__(self, factory: Any, settings: Any, logger: logging.Logger) -> None:
         self.factory, self.settings, self.log = factory, settings, logger
+
+
+#: Failures worth trying the same event again for (after the client's own retries).
+TRANSIENT = (TransientError, ConnectionFailed, RequestTimeout, QuotaExceededError, TooManyRequestsError)
 
 
 def _reason(message: str) -> str:

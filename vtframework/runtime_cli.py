@@ -13,6 +13,7 @@ from vtframework.presets import RUN_MODES, detect_preset
 RUNTIMES = {
     "enrichment": "vtframework.runtime:EnrichmentConnector",
     "downloader": "vtframework.runtime:DownloaderConnector",
+    "livehunt": "vtframework.runtime:StreamConnector",
 }
 
 
