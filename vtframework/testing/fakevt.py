@@ -3,6 +3,8 @@
 It answers lookups with recorded real responses from a samples directory, keeps
 VirusTotal's error envelopes, enforces a per-minute quota like the real service
 and can inject faults (5xx, 429s, hangs, connection resets, malformed JSON).
+Livehunt rulesets (``/intelligence/hunting_rulesets``) are a stateful resource:
+create, list (``limit``/``cursor``/``filter``), read, patch, delete, editors.
 
     with FakeVirusTotal("tests/samples", quota_per_minute=4) as vt:
         client = VTClient(ClientConfig(api_key="k", base_url=vt.base_url), state)
@@ -11,10 +13,13 @@ and can inject faults (5xx, 429s, hangs, connection resets, malformed JSON).
 from __future__ import annotations
 
 import argparse
+import base64
 import collections
 import hashlib
+import itertools
 import json
 import os
+import re
 import socket
 import struct
 import threading
@@ -22,7 +27,7 @@ import time
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterator
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from vtframework.client import url_id
 
@@ -50,6 +55,12 @@ _KIND = {
 }
 
 FAULTS = ("500", "503", "504", "too_many_requests", "quota_exceeded", "hang", "reset", "malformed")
+
+HUNTING_PATH = "/intelligence/hunting_rulesets"
+#: First id handed out; real ruleset ids are 16-digit numeric strings.
+FIRST_RULESET_ID = 5551558908215296
+#: Page size when a listing gives no ``limit``, and the largest one honoured.
+HUNTING_PAGE_DEFAULT, HUNTING_PAGE_MAX = 10, 40
 
 
 @dataclass(frozen=True)
@@ -110,6 +121,8 @@ class FakeVirusTotal:
         self._faults: list[_Fault] = []
         self._window: collections.deque[float] = collections.deque()
         self._log: list[RecordedRequest] = []
+        self._rulesets: dict[str, dict[str, Any]] = {}
+        self._ruleset_ids = itertools.count(FIRST_RULESET_ID, 7919)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
@@ -233,7 +246,18 @@ class FakeVirusTotal:
         with self._lock:
             self._faults.append(_Fault(kind, count, path_prefix))
 
+    def add_hunting_ruleset(self, name: str, rules: str, **attributes: Any) -> str:
+        """Create a Livehunt ruleset as if someone made it on VirusTotal; returns its id."""
+        with self._lock:
+            return self._new_ruleset({"name": name, "rules": rules, **attributes})["id"]
+
     # -- inspection ----------------------------------------------------------------
+    @property
+    def hunting_rulesets(self) -> dict[str, dict[str, Any]]:
+        """The Livehunt rulesets by id: ``{"id", "attributes", "editors"}`` (copies)."""
+        with self._lock:
+            return json.loads(json.dumps(self._rulesets))
+
     @property
     def requests(self) -> list[RecordedRequest]:
         with self._lock:
@@ -285,6 +309,8 @@ class FakeVirusTotal:
             route = self._routes.get((h.command, api_path))
         if route is not None:
             return h.send(route.status, route.body, headers=route.headers)
+        if api_path == HUNTING_PATH or api_path.startswith(HUNTING_PATH + "/"):
+            return self._serve_hunting(h, api_path[len(HUNTING_PATH):].strip("/"), query, body)
         if h.command == "GET":
             return self._serve_get(h, api_path)
         return h.send(404, _envelope("NotFoundError", f"Resource not found: {h.command} {api_path}"))
@@ -380,6 +406,89 @@ class FakeVirusTotal:
             h.close_connection = True
         return 200
 
+    # -- Livehunt rulesets -----------------------------------------------------------
+    def _serve_hunting(self, h: "_Handler", rest: str, query: str, body: bytes) -> int:
+        parts = rest.split("/") if rest else []
+        method = h.command
+        with self._lock:
+            if not parts:
+                if method == "GET":
+                    return self._send_json(h, 200, self._list_rulesets(h, parse_qs(query)))
+                if method == "POST":
+                    attributes, error = _ruleset_attributes(body, creating=True)
+                    if error:
+                        return h.send(400, _envelope("BadRequestError", error))
+                    return self._send_json(h, 200, {"data": self._public(self._new_ruleset(attributes))})
+            elif parts[0] in self._rulesets:
+                ruleset = self._rulesets[parts[0]]
+                if len(parts) == 1 and method == "GET":
+                    return self._send_json(h, 200, {"data": self._public(ruleset)})
+                if len(parts) == 1 and method == "PATCH":
+                    attributes, error = _ruleset_attributes(body, creating=False)
+                    if error:
+                        return h.send(400, _envelope("BadRequestError", error))
+                    ruleset["attributes"].update(attributes)
+                    ruleset["attributes"].update(_derived(ruleset["attributes"]["rules"]))
+                    ruleset["attributes"]["modification_date"] = int(time.time())
+                    return self._send_json(h, 200, {"data": self._public(ruleset)})
+                if len(parts) == 1 and method == "DELETE":
+                    del self._rulesets[parts[0]]
+                    return h.send(200, b"")
+                if parts[1:] == ["relationships", "editors"] and method == "POST":
+                    descriptors, error = _editor_descriptors(body)
+                    if error:
+                        return h.send(400, _envelope("BadRequestError", error))
+                    known = {(e["type"], e["id"]) for e in ruleset["editors"]}
+                    ruleset["editors"] += [d for d in descriptors if (d["type"], d["id"]) not in known]
+                    return self._send_json(h, 200, {"data": ruleset["editors"]})
+                if parts[1:] == ["relationships", "editors"] and method == "GET":
+                    return self._send_json(h, 200, {"data": ruleset["editors"]})
+            elif method in ("GET", "PATCH", "DELETE") or parts[1:] == ["relationships", "editors"]:
+                return h.send(404, _envelope("NotFoundError", f'HuntingRuleset "{parts[0]}" not found'))
+        return h.send(404, _envelope("NotFoundError", f"Resource not found: {method} {HUNTING_PATH}/{rest}"))
+
+    def _new_ruleset(self, attributes: dict[str, Any]) -> dict[str, Any]:
+        now = int(time.time())
+        ident = str(next(self._ruleset_ids))
+        full = {"creation_date": now, "enabled": False, "limit": 100, "modification_date": now,
+                "notification_emails": [], **attributes, **_derived(attributes["rules"])}
+        ruleset = {"id": ident, "attributes": dict(sorted(full.items())), "editors": []}
+        self._rulesets[ident] = ruleset
+        return ruleset
+
+    def _public(self, ruleset: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "attributes": dict(ruleset["attributes"]),
+            "id": ruleset["id"],
+            "links": {"self": f"https://www.virustotal.com/api/v3{HUNTING_PATH}/{ruleset['id']}"},
+            "type": "hunting_ruleset",
+        }
+
+    def _list_rulesets(self, h: "_Handler", params: dict[str, list[str]]) -> dict[str, Any]:
+        try:
+            limit = min(max(int(params.get("limit", [HUNTING_PAGE_DEFAULT])[0]), 1), HUNTING_PAGE_MAX)
+        except ValueError:
+            limit = HUNTING_PAGE_DEFAULT
+        cursor = params.get("cursor", [""])[0]
+        start = int(base64.urlsafe_b64decode(cursor.encode()).decode()) if cursor else 0
+        matching = [r for r in self._rulesets.values() if _matches(r["attributes"], params.get("filter", [""])[0])]
+        page = matching[start:start + limit]
+        answer: dict[str, Any] = {
+            "data": [self._public(r) for r in page],
+            "links": {"self": f"https://www.virustotal.com/api/v3{HUNTING_PATH}?limit={limit}"},
+            "meta": {},
+        }
+        if start + limit < len(matching):
+            following = base64.urlsafe_b64encode(str(start + limit).encode()).decode()
+            answer["meta"]["cursor"] = following
+            answer["links"]["next"] = f"{answer['links']['self']}&cursor={following}"
+        return answer
+
+    @staticmethod
+    def _send_json(h: "_Handler", status: int, doc: Any) -> int:
+        return h.send(status, json.dumps(doc, indent=4).encode())
+
+
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
@@ -436,6 +545,73 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         pass
+
+
+_WORD = re.compile(r"[A-Za-z0-9_]+")
+
+
+def _ruleset_attributes(body: bytes, creating: bool) -> tuple[dict[str, Any], str | None]:
+    """The attributes a create or patch sends, or VirusTotal-style complaint about them."""
+    try:
+        data = json.loads(body)["data"]
+        attributes = dict(data["attributes"])
+    except (ValueError, KeyError, TypeError):
+        return {}, 'Expected a JSON body {"data": {"type": "hunting_ruleset", "attributes": {...}}}'
+    if data.get("type") != "hunting_ruleset":
+        return {}, f"Invalid type {data.get('type')!r}, expected hunting_ruleset"
+    if creating and not attributes.get("name"):
+        return {}, "Missing required attribute: name"
+    if creating and "rules" not in attributes:
+        return {}, "Missing required attribute: rules"
+    if "rules" in attributes:
+        problem = _rules_problem(str(attributes["rules"]))
+        if problem:
+            return {}, problem
+    return attributes, None
+
+
+def _rules_problem(rules: str) -> str | None:
+    """A rough YARA check: at least one ``rule`` and balanced braces outside comments and strings."""
+    code = re.sub(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\])*"', " ", rules, flags=re.S)
+    if not re.search(r"\brule\s+[A-Za-z_]\w*", code):
+        return "line 1: syntax error, unexpected end of file, expecting rule"
+    depth = 0
+    for line_no, line in enumerate(code.split("\n"), 1):
+        for char in line:
+            depth += {"{": 1, "}": -1}.get(char, 0)
+            if depth < 0:
+                return f"line {line_no}: syntax error, unexpected '}}'"
+    if depth:
+        return "syntax error, unexpected end of file, expecting '}'"
+    return None
+
+
+def _derived(rules: str) -> dict[str, Any]:
+    names = re.findall(r"\brule\s+([A-Za-z_]\w*)", re.sub(r"//[^\n]*|/\*.*?\*/", " ", rules, flags=re.S))
+    return {"number_of_rules": len(names), "rule_names": names}
+
+
+def _editor_descriptors(body: bytes) -> tuple[list[dict[str, str]], str | None]:
+    try:
+        descriptors = [{"type": d["type"], "id": str(d["id"])} for d in json.loads(body)["data"]]
+    except (ValueError, KeyError, TypeError):
+        return [], 'Expected a JSON body {"data": [{"type": "user"|"group", "id": ...}]}'
+    if any(d["type"] not in ("user", "group") for d in descriptors):
+        return [], "Editors must be of type user or group"
+    return descriptors, None
+
+
+def _matches(attributes: dict[str, Any], text: str) -> bool:
+    """VirusTotal's listing filter: ``name:``, ``rules:`` (whole words) and ``enabled:``, all must hold."""
+    for term in text.split():
+        field_name, _, value = term.partition(":")
+        if field_name in ("name", "rules"):
+            if value.lower() not in {w.lower() for w in _WORD.findall(str(attributes.get(field_name, "")))}:
+                return False
+        elif field_name == "enabled":
+            if str(bool(attributes.get("enabled"))).lower() != value.lower():
+                return False
+    return True
 
 
 def main(argv: list[str] | None = None) -> None:
