@@ -71,6 +71,13 @@ def test_cache_can_be_bypassed(client, fake_vt):
     assert files_requested(fake_vt) == 2
 
 
+def test_uncached_reads_leave_nothing_behind(client, fake_vt):
+    """Polls and listings (cache=False) must not fill the cache with answers that go stale."""
+    client.get(FILE, cache=False)
+    client.get(FILE)
+    assert files_requested(fake_vt) == 2
+
+
 def test_query_parameters_are_part_of_the_key(client, fake_vt):
     client.get(FILE, {"relationships": "contacted_ips"})
     client.get(FILE, {"relationships": "contacted_domains"})
@@ -131,7 +138,7 @@ def test_fresh_read_replaces_a_cached_not_found(client, fake_vt, samples_dir):
     with pytest.raises(NotFoundError):
         client.get(MISSING)
     fake_vt.add_route("GET", MISSING, 200, (samples_dir / "file_clean_b8e7a581.json").read_bytes())
-    fresh = client.get(MISSING, cache=False)
+    fresh = client.get(MISSING, cache="refresh")
     assert client.get(MISSING) == fresh
     assert files_requested(fake_vt) == 2
 

@@ -219,13 +219,16 @@ class VTClient:
         params: Mapping[str, Any] | None = None,
         *,
         subject: str = "",
-        cache: bool = True,
+        cache: bool | str = True,
         privilege: str | None = None,
     ) -> dict[str, Any]:
         """GET an API path (``/files/<hash>``) and return the parsed JSON envelope.
 
-        ``cache=False`` always asks VirusTotal (polling, re-reading after a
-        submission) and stores the fresh answer for later lookups.
+        ``cache=True`` reuses a cached answer and caches a fresh one;
+        ``cache="refresh"`` always asks VirusTotal and caches the fresh answer
+        (re-reading a report after a submission replaces a cached "not
+        found"); ``cache=False`` neither reads nor writes the cache (polling,
+        listings).
         """
 
         fetched = False
@@ -239,11 +242,12 @@ class VTClient:
         # The base URL is part of the key: answers of another endpoint (a proxy, a test server) never mix.
         key = cache_key("GET", self._url(path), dict(params or {}))
         with self._counting_errors():
-            if not cache:
-                # A fresh answer still replaces what is cached (a stale "not found" above all).
+            if cache == "refresh":
                 answer = fetch()
                 self.cache.store(key, answer)
                 return answer
+            if not cache:
+                return fetch()
             try:
                 return self.cache.get_or_fetch(key, fetch, subject)
             finally:
@@ -267,6 +271,9 @@ class VTClient:
                 "POST", path, subject=subject, privilege=privilege, headers=headers,
                 json=json, data=data, files=files,
             )
+            # Some endpoints (adding ruleset editors) answer a bare 2xx.
+            if not resp.content.strip():
+                return {}
             return self._envelope(resp, subject)
 
     def patch(

@@ -173,11 +173,14 @@ def vtf_stream_event(event: Any, context: Any, settings: "Settings") -> "str | N
     """Handle one OpenCTI live-stream event (stream features such as livehunt).
 
     Called on every plugin that implements it, for each ``create``,
-    ``update`` or ``delete`` event. A plugin ignores events it does not care
-    about by returning ``None`` quickly.
+    ``update``, ``delete`` or ``merge`` event. A plugin ignores events it does
+    not care about by returning ``None`` quickly. Handlers must be idempotent:
+    after a restart the platform may deliver an event again.
 
-    :param event: The parsed stream event: ``.type`` (create/update/delete),
-        ``.data`` (the STIX object), ``.id``, ``.context``.
+    :param event: The parsed :class:`~vtframework.records.StreamEvent`:
+        ``.type`` (create/update/delete/merge), ``.data`` (the STIX object),
+        ``.id`` (stream position), ``.context`` (``patch`` on updates,
+        ``sources`` on merges).
     :param context: The stream context: ``client`` (VirusTotal), ``state``
         (the shared key-value state), ``log``.
     :param settings: The validated, frozen settings.

@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping
 from vtframework.app import App
 from vtframework.egress import most_restrictive_tlp
 from vtframework.errors import (
+    AuthenticationError,
     ConnectionFailed,
     InputError,
     QuotaExceededError,
@@ -275,14 +276,21 @@ class DownloaderConnector:
 class StreamConnector:
     """``vtframework run livehunt``: an OpenCTI stream connector on ``helper.listen_stream``.
 
-    Each event goes to every plugin's ``vtf_stream_event``. The stream never
-    dies on one event: a transient failure (VirusTotal unreachable, quota)
-    is retried with a growing pause, then logged with the object's id and
-    skipped; any other failure is logged and skipped at once.
+    Each event goes to every plugin's ``vtf_stream_event``. One event never
+    kills the stream: a transient failure (VirusTotal unreachable, quota) is
+    tried again after short pauses, then parked in the shared state and
+    retried with later events; any other failure is logged with the
+    object's id and skipped. Only a configuration failure (the key is
+    rejected) stops the connector, so the stream position does not move past
+    events nobody could handle.
     """
 
     #: Pauses, in seconds, before an event that failed transiently is tried again.
-    RETRY_PAUSES = (5.0, 30.0, 120.0)
+    #: Kept short: pycti's watchdog stops a stream that sees no event for 45 s.
+    RETRY_PAUSES = (1.0, 4.0, 10.0)
+    #: Seconds a parked event waits before it is tried again.
+    PARKED_RETRY_AFTER = 60.0
+    PARKED = "stream_retry"
 
     def __init__(self, app: App, helper: Any = None, sleep: Callable[[float], None] | None = None) -> None:
         from vtframework.stream import StreamContext
@@ -313,31 +321,63 @@ class StreamConnector:
         except InputError as exc:
             self.helper.connector_logger.warning(str(exc))
             return
-        for pause in (*self.RETRY_PAUSES, None):
-            failures = self._dispatch(event)
+        if self._handle(event, self.RETRY_PAUSES):
+            self.state.kv_delete(self.PARKED, str(event.data.get("id")))  # the newest event wins
+        else:
+            self._park(event)
+        self._retry_parked()
+        self.metrics.client_stats(self.client.stats)
+
+    def _handle(self, event: Any, pauses: tuple[float, ...]) -> bool:
+        """True when the event is done with (handled, or failed for good)."""
+        for pause in (*pauses, None):
+            results, failures = self.app.host.call_each(
+                "vtf_stream_event", event=event, context=self.context, settings=self.app.settings
+            )
+            for plugin, message in results:
+                self.helper.connector_logger.info(str(message), {"plugin": plugin, "event_id": event.id})
+            for failure in failures:
+                if isinstance(failure.error, FATAL):
+                    self.helper.connector_logger.error(
+                        f"stopping: {failure.error}", {"plugin": failure.plugin, "event_id": event.id}
+                    )
+                    raise failure.error
             transient = [f for f in failures if isinstance(f.error, TRANSIENT)]
             for failure in failures:
-                if failure not in transient or pause is None:
+                if failure not in transient:
                     self.metrics.failure(_reason(str(failure.error)))
                     self.helper.connector_logger.error(
                         f"{event.type} event of {event.data.get('id')} not handled: {failure.error}",
                         {"plugin": failure.plugin, "event_id": event.id},
                     )
-            if not transient or pause is None:
-                break
-            self.helper.connector_logger.warning(
-                f"{event.type} event of {event.data.get('id')}: {transient[0].error}; trying again in {pause:g} s"
-            )
+            if not transient:
+                return True
+            if pause is None:
+                self.helper.connector_logger.warning(
+                    f"{event.type} event of {event.data.get('id')}: {transient[0].error}; parked, to be tried again"
+                )
+                return False
             self.sleep(pause)
-        self.metrics.client_stats(self.client.stats)
+        return False
 
-    def _dispatch(self, event: Any) -> list[Any]:
-        results, failures = self.app.host.call_each(
-            "vtf_stream_event", event=event, context=self.context, settings=self.app.settings
-        )
-        for plugin, message in results:
-            self.helper.connector_logger.info(str(message), {"plugin": plugin, "event_id": event.id})
-        return failures
+    def _park(self, event: Any) -> None:
+        self.state.kv_set(self.PARKED, str(event.data.get("id")), {
+            "type": event.type, "id": event.id, "data": dict(event.data), "context": dict(event.context),
+            "parked_at": time.time(),
+        })
+
+    def _retry_parked(self) -> None:
+        from vtframework.records import StreamEvent
+
+        now = time.time()
+        for object_id, parked in self.state.kv_items(self.PARKED).items():
+            if now - parked.get("parked_at", 0) < self.PARKED_RETRY_AFTER:
+                continue
+            event = StreamEvent(type=parked["type"], id=parked["id"], data=parked["data"], context=parked["context"])
+            if self._handle(event, ()):
+                self.state.kv_delete(self.PARKED, object_id)
+            else:
+                self._park(event)
 
 
 class _ArtifactContext:
@@ -347,6 +387,8 @@ class _ArtifactContext:
 
 #: Failures worth trying the same event again for (after the client's own retries).
 TRANSIENT = (TransientError, ConnectionFailed, RequestTimeout, QuotaExceededError, TooManyRequestsError)
+#: Failures no retry will fix: the connector stops and says so.
+FATAL = (AuthenticationError,)
 
 
 def _reason(message: str) -> str:

@@ -51,7 +51,7 @@ def upload_and_wait(context: Any, sha256: str, settings: Mapping[str, Any]) -> d
         attempts=settings["virustotal.file_upload_poll_attempts"],
         interval=settings["virustotal.file_upload_poll_interval"],
     )
-    return context.client.get(f"/files/{sha256}", subject=subject, cache=False)
+    return context.client.get(f"/files/{sha256}", subject=subject, cache="refresh")
 
 
 def wait_for_analysis(context: Any, analysis_id: str, subject: str, *, attempts: int, interval: float) -> dict:

@@ -36,4 +36,4 @@ def submit_and_wait(context: Any, settings: Mapping[str, Any]) -> dict[str, Any]
         interval=settings["virustotal.url_upload_poll_interval"],
     )
     path, params = url_query(observable.value)
-    return context.client.get(path, params, subject=subject, cache=False)
+    return context.client.get(path, params, subject=subject, cache="refresh")
