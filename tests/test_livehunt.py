@@ -555,3 +555,24 @@ def test_max_tlp_setting_is_respected(vt, sqlite_state):
     rt = Runtime(vt, sqlite_state, make_settings(VIRUSTOTAL_MAX_TLP="TLP:GREEN"))
     rt.send(event("create", yara_indicator(markings=(AMBER,))))
     assert vt.requests == []
+
+
+def test_replayed_rejected_rule_is_not_sent_again(rt):
+    data = yara_indicator(pattern=UNBALANCED)
+    rt.send(event("create", data))
+    rt.send(event("create", data))
+    assert methods(rt.calls()) == ["GET", "POST"]  # a marker lookup, one refused attempt; the replay spends nothing
+    fixed = changed(data, pattern=EMOTET)
+    rt.send(event("update", fixed))
+    assert rt.only_ruleset()["attributes"]["rules"].endswith(EMOTET)
+
+
+def test_replayed_last_update_of_a_deleted_indicator_does_not_recreate_it(rt):
+    data = yara_indicator()
+    edited = changed(data, pattern=EMOTET_V2)
+    rt.send(event("create", data), event("update", edited), event("delete", edited))
+    assert rt.rulesets() == {}
+    before = len(rt.calls())
+    rt.send(event("create", data), event("update", edited), event("delete", edited))
+    assert rt.rulesets() == {}
+    assert rt.calls()[before:] == []

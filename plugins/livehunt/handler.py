@@ -154,10 +154,13 @@ class Livehunt:
             look_up = self._may_send(parse_indicator(data))
         except InputError:
             look_up = True  # the id is all a lookup sends
-        return self.forget(ident, "the indicator was deleted", version, look_up=look_up)
+        return self.forget(ident, "the indicator was deleted", version, look_up=look_up, deleted=True)
 
     def _stale(self, indicator_id: str, version: str, record: Mapping[str, Any] | None) -> bool:
-        if record and older(version, record.get("version") or ""):
+        recorded = (record or {}).get("version") or ""
+        # After a delete, even an event of the same version (the last update, replayed) is history.
+        replayed_after_delete = bool(record and record.get("deleted") and version and not older(recorded, version))
+        if replayed_after_delete or (record and older(version, recorded)):
             self.log.info("indicator %s: skipped a replayed event of version %s (version %s already applied)",
                           indicator_id, version, record.get("version"))
             return True
@@ -165,13 +168,16 @@ class Livehunt:
 
     # -- the decision --------------------------------------------------------------
     def reconcile(self, indicator: YaraIndicator, record: Mapping[str, Any] | None = None) -> str | None:
-        entry = live(record if record is not None else self.state.kv_get(NS, indicator.id))
+        record = record if record is not None else self.state.kv_get(NS, indicator.id)
+        entry = live(record)
         refusal = egress_refusal(indicator, self.settings)
         if refusal:
             return self._too_restricted(indicator, entry, refusal)
         if not indicator.hunted:
             return self._retire(indicator, entry) if entry else None
         wanted = desired_attributes(indicator, self.settings)
+        if entry is None and record and record.get("rejected") == digest(wanted["rules"]):
+            return None  # VirusTotal already refused this very rule; a replay must not spend quota on it again
         if entry is None:
             found = self.api.marked(indicator.id)
             if found:
@@ -179,7 +185,9 @@ class Livehunt:
             return self._create(indicator, wanted)
         return self._update(indicator, entry, wanted)
 
-    def forget(self, indicator_id: str, why: str, version: str = "", look_up: bool = True) -> str | None:
+    def forget(
+        self, indicator_id: str, why: str, version: str = "", look_up: bool = True, deleted: bool = False
+    ) -> str | None:
         """Delete the ruleset of an indicator that is gone; VirusTotal is searched when the state has none."""
         record = self.state.kv_get(NS, indicator_id)
         entry = live(record)
@@ -188,15 +196,17 @@ class Livehunt:
             ids = [r["id"] for r in self.api.marked(indicator_id)]
         for ruleset_id in ids:
             self.api.delete(ruleset_id, subject=_subject(indicator_id))
-        self._tombstone(indicator_id, version, record)
+        self._tombstone(indicator_id, version, record, deleted)
         if not ids:
             return None
         return self._done(f"deleted Livehunt ruleset {', '.join(ids)} of indicator {indicator_id}: {why}")
 
-    def _tombstone(self, indicator_id: str, version: str, record: Mapping[str, Any] | None) -> None:
+    def _tombstone(
+        self, indicator_id: str, version: str, record: Mapping[str, Any] | None, deleted: bool = False
+    ) -> None:
         """Forget the ruleset but remember the version, so older replayed events stay ignored."""
         if version:
-            self.state.kv_set(NS, indicator_id, {"ruleset_id": None, "version": version})
+            self.state.kv_set(NS, indicator_id, {"ruleset_id": None, "version": version, "deleted": deleted})
         elif record is not None:
             self.state.kv_delete(NS, indicator_id)
 
@@ -205,6 +215,8 @@ class Livehunt:
         try:
             created = self.api.create(wanted, subject=_subject(indicator.id))
         except BadRequestError as err:
+            self.state.kv_set(NS, indicator.id, {"ruleset_id": None, "version": indicator.version,
+                                                 "rejected": digest(wanted["rules"])})
             return self._rejected(indicator, err)
         entry = state_entry(created["id"], wanted, editors=[], version=indicator.version)
         self.state.kv_set(NS, indicator.id, entry)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import json
-import queue
 import re
 import threading
 import time
@@ -35,9 +34,17 @@ class GraphQLCall:
 
 @dataclass
 class _Stream:
-    events: "queue.Queue[tuple[str, str, str] | None]" = field(default_factory=queue.Queue)
+    """A live stream's history: every connection replays what follows its Last-Event-ID."""
+
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+    changed: threading.Condition = field(default_factory=threading.Condition)
     connections: int = 0
     last_event_ids: list[str] = field(default_factory=list)
+
+    def after(self, event_id: str) -> int:
+        """Index of the first event after ``event_id`` (0 for an unknown id, like ``0-0``)."""
+        ids = [item[1] for item in self.events]
+        return ids.index(event_id) + 1 if event_id in ids else 0
 
 
 def _jwks() -> str:
@@ -87,7 +94,8 @@ class FakeOpenCTI:
     def stop(self) -> None:
         self._stopping.set()
         for stream in self.streams.values():
-            stream.events.put(None)
+            with stream.changed:
+                stream.changed.notify_all()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -214,12 +222,19 @@ class FakeOpenCTI:
             time.sleep(0.05)
         raise AssertionError(f"no {operation} call within {timeout} s")
 
-    def stream_event(self, stream_id: str, event_type: str, data: dict[str, Any], event_id: str | None = None) -> str:
+    def stream_event(
+        self, stream_id: str, event_type: str, data: dict[str, Any], event_id: str | None = None,
+        context: dict[str, Any] | None = None,
+    ) -> str:
         """Queue one live-stream event (``create``/``update``/``delete``)."""
         stream = self.streams.setdefault(stream_id, _Stream())
-        event_id = event_id or f"{int(time.time() * 1000)}-{len(self.calls)}"
-        payload = {"data": data, "message": f"{event_type} {data.get('name', '')}", "origin": {}, "version": "4"}
-        stream.events.put((event_type, event_id, json.dumps(payload)))
+        with stream.changed:
+            event_id = event_id or f"{int(time.time() * 1000)}-{len(stream.events)}"
+            payload = {"data": data, "message": f"{event_type} {data.get('name', '')}", "origin": {}, "version": "4"}
+            if context:
+                payload["context"] = context
+            stream.events.append((event_type, event_id, json.dumps(payload)))
+            stream.changed.notify_all()
         return event_id
 
     # -- RabbitMQ ----------------------------------------------------------
@@ -423,17 +438,19 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         try:
             self._write_event("connected", None, json.dumps({"connectionId": str(uuid.uuid4())}))
+            position = stream.after(last_id)
             while not self.fake._stopping.is_set():
-                try:
-                    item = stream.events.get(timeout=self.fake.heartbeat)
-                except queue.Empty:
+                with stream.changed:
+                    if position >= len(stream.events):
+                        stream.changed.wait(timeout=self.fake.heartbeat)
+                    pending = stream.events[position:]
+                if not pending:
                     self._write_event("heartbeat", last_id, json.dumps({}))
                     continue
-                if item is None:
-                    return
-                event_type, event_id, data = item
-                last_id = event_id
-                self._write_event(event_type, event_id, data)
+                for event_type, event_id, data in pending:
+                    self._write_event(event_type, event_id, data)
+                    last_id = event_id
+                position += len(pending)
         except (BrokenPipeError, ConnectionResetError):
             return
 
