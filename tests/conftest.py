@@ -82,7 +82,7 @@ def redis_state(redis_url: str) -> Iterator[RedisState]:
 @pytest.fixture(scope="module")
 def opencti():
     """A fake OpenCTI platform wired to the real RabbitMQ (one per test module)."""
-    from opencti_harness import RABBITMQ, require_service
+    from vtframework.testing.connector import RABBITMQ, require_service
     from vtframework.testing.fakeopencti import FakeOpenCTI
 
     require_service(RABBITMQ, "RabbitMQ")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from opencti_harness import Connector, marking, running
+from vtframework.testing.connector import Connector, marking, running
 from vtframework.stix import AUTHOR_ID, TLP_MARKINGS
 from vtframework.testing import FakeVirusTotal
 from vtframework.testing.fakeopencti import iter_objects

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from opencti_harness import Connector, marking, running
+from vtframework.testing.connector import Connector, marking, running
 from vtframework.stix import AUTHOR_ID, STIX_EXT_OCTI, STIX_EXT_OCTI_SCO, TLP_MARKINGS
 from vtframework.testing import FakeVirusTotal, assert_valid_bundle
 from vtframework.testing.fakeopencti import iter_objects

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from opencti_harness import Connector
+from vtframework.testing.connector import Connector
 from test_livehunt import EMOTET, EMOTET_V2, QAKBOT, UNBALANCED, changed, yara_indicator
 from vtframework.testing import FakeVirusTotal
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from opencti_harness import RABBITMQ, Connector, marking, require_service
+from vtframework.testing.connector import RABBITMQ, Connector, marking, require_service
 from vtframework.stix import TLP_MARKINGS
 from vtframework.testing import FakeVirusTotal
 from vtframework.testing.fakeopencti import FakeOpenCTI

@@ -117,7 +117,7 @@ class FakeVirusTotal:
         self._port = port
         self._samples: dict[tuple[str, str], bytes] = {}
         self._routes: dict[tuple[str, str], _Route] = {}
-        self._downloads: dict[str, bytes | int] = {}
+        self._downloads: dict[str, bytes | int | tuple[str, int]] = {}
         self._faults: list[_Fault] = []
         self._window: collections.deque[float] = collections.deque()
         self._log: list[RecordedRequest] = []
@@ -220,18 +220,29 @@ class FakeVirusTotal:
         with self._lock:
             self._downloads[sha256.lower()] = content
 
+    def add_generated_download(self, size: int, seed: str = "vtframework") -> str:
+        """Serve a generated sample of ``size`` bytes under its real SHA-256 (returned).
+
+        The bytes are produced while streaming, so a 200 MB sample never sits in
+        memory, and they verify: the digest is that of what is served.
+        """
+        digest = hashlib.sha256()
+        for piece in _generate(seed, size):
+            digest.update(piece)
+        sha256 = digest.hexdigest()
+        with self._lock:
+            self._downloads[sha256] = (seed, size)
+        return sha256
+
     def iter_payload(self, sha256: str, chunk: int = 1 << 20) -> Iterator[bytes]:
         content = self._downloads[sha256.lower()]
         if isinstance(content, bytes):
             yield content
             return
-        block = (hashlib.sha256(sha256.encode()).digest() * (65536 // 32))
-        block = block * max(1, chunk // len(block))
-        left = content
-        while left > 0:
-            piece = block[: min(left, len(block))]
-            left -= len(piece)
-            yield piece
+        if isinstance(content, tuple):
+            yield from _generate(*content, chunk=chunk)
+            return
+        yield from _generate(sha256, content, chunk=chunk)
 
     def inject(self, kind: str, count: int = 1, path_prefix: str | None = None) -> None:
         """Make the next ``count`` API requests (under ``path_prefix``, relative to /api/v3) fail.
@@ -394,7 +405,7 @@ class FakeVirusTotal:
             content = self._downloads.get(sha256.lower())
         if content is None:
             return h.send(404, b"NoSuchKey", content_type="text/plain")
-        size = len(content) if isinstance(content, bytes) else content
+        size = len(content) if isinstance(content, bytes) else content[1] if isinstance(content, tuple) else content
         h.send_response(200)
         h.send_header("Content-Type", "application/octet-stream")
         h.send_header("Content-Length", str(size))
@@ -488,6 +499,17 @@ class FakeVirusTotal:
     def _send_json(h: "_Handler", status: int, doc: Any) -> int:
         return h.send(status, json.dumps(doc, indent=4).encode())
 
+
+
+def _generate(seed: str, size: int, chunk: int = 1 << 20) -> Iterator[bytes]:
+    """``size`` deterministic bytes derived from ``seed``, a chunk at a time."""
+    block = hashlib.sha256(seed.encode()).digest() * (65536 // 32)
+    block = block * max(1, chunk // len(block))
+    left = size
+    while left > 0:
+        piece = block[: min(left, len(block))]
+        left -= len(piece)
+        yield piece
 
 
 class _Server(ThreadingHTTPServer):

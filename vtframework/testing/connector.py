@@ -1,4 +1,4 @@
-"""Running a real connector process against the fake OpenCTI, a real RabbitMQ and the fake VirusTotal."""
+"""A real ``vtframework run MODE`` process against the fake OpenCTI, a real RabbitMQ and the fake VirusTotal."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ import uuid
 from pathlib import Path
 from typing import Iterator
 
-import pytest
-
 from vtframework.stix import TLP_MARKINGS
 from vtframework.testing.fakeopencti import FakeOpenCTI
 
@@ -20,7 +18,9 @@ RABBITMQ = ("127.0.0.1", 5672)
 
 
 def require_service(host_port: tuple[str, int], name: str) -> None:
-    """Skip without the service locally; fail without it in CI (CI=true)."""
+    """In a test: skip without the service locally, fail without it in CI (CI=true)."""
+    import pytest
+
     try:
         with socket.create_connection(host_port, timeout=2):
             return
@@ -80,6 +80,15 @@ class Connector:
                 raise AssertionError(f"connector did not register:\n{self.output()}")
             time.sleep(0.05)
         return self
+
+    def rss(self) -> tuple[int, int]:
+        """Resident memory of the process now and at its peak, in bytes (Linux)."""
+        fields = {}
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name in ("VmRSS", "VmHWM"):
+                fields[name] = int(value.split()[0]) * 1024
+        return fields["VmRSS"], fields["VmHWM"]
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
