@@ -291,3 +291,13 @@ def test_config_sample_loads_as_a_config_file(tmp_path):
     config = tmp_path / "config.yml"
     config.write_text(uncommented)
     assert build_app(None, env={}, config_file=config).settings["virustotal.max_tlp"] == "TLP:AMBER"
+
+
+@pytest.mark.parametrize("document", ["README.md", "docker-compose.yml"])
+def test_every_variable_the_docs_name_is_declared(document):
+    text = (Path(__file__).resolve().parents[1] / document).read_text(encoding="utf-8")
+    named = set(re.findall(r"\b((?:OPENCTI|CONNECTOR|VIRUSTOTAL|VTF)_[A-Z0-9_]*[A-Z0-9])\b", text))
+    named -= {"VTF_DYNACONF_UNUSED"}
+    declared = declared_variables(build_app(None, env={}, config_file=None)) | {"VTF_CONFIG_FILE"}
+    # Abbreviated families in tables ("VIRUSTOTAL_{FILE,IP}_…") are not variables.
+    assert {n for n in named if not n.endswith("_")} <= declared
