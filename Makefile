@@ -11,9 +11,9 @@ $(BIN)/python:
 
 # The package and its console script `vtframework`.
 install: $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet .
 
-# Plus the test tools and the example third-party plugin the tests discover.
+# Editable, plus the test tools and the example third-party plugin the tests discover.
 install-test: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]' -e examples/vtframework-hello
 

@@ -126,9 +126,3 @@ def test_old_domain_report_without_statistics(client):
     (address,) = by_type(result, "ipv4-addr")
     assert address["value"] == "140.82.114.3"
     assert relationships(result) == {("resolves-to", domain["id"], address["id"])}
-
-
-def test_other_types_are_left_to_their_plugins():
-    from vtframework_plugins.domain import vtf_stix_objects
-
-    assert vtf_stix_objects(from_value("1.1.1.1"), {"data": {"attributes": {}}}, context=None) is None

@@ -205,3 +205,26 @@ def test_example_plugin_adds_its_object_to_every_enrichment():
     (hello,) = [n for n in by_type(result, "note") if n["abstract"] == "vtframework-hello"]
     assert hello["content"].startswith("Hello from vtframework-hello (StixFile ")
     assert hello["object_marking_refs"] == [AMBER]
+
+
+def test_type_plugins_hear_only_about_their_own_types():
+    import types
+
+    from vtframework import hookimpl
+
+    heard = []
+    owner = types.SimpleNamespace(
+        vtf_observable_types=hookimpl(lambda: ["X-Custom-Type"]),
+        vtf_stix_objects=hookimpl(lambda observable: heard.append(("owner", observable.entity_type))),
+    )
+    extra = types.SimpleNamespace(
+        vtf_stix_objects=hookimpl(lambda observable: heard.append(("extra", observable.entity_type))),
+    )
+    from vtframework.app import build_app
+
+    app = build_app("virustotal", env={"VTF_DISABLE_PLUGINS": "hello"}, config_file=None,
+                    extra_plugins=[("owner", owner), ("extra", extra)])
+    from vtframework.testing import enrich_offline
+
+    assert enrich_offline(app, MALICIOUS).ok
+    assert heard == [("extra", "StixFile")]

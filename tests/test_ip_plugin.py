@@ -199,10 +199,3 @@ def test_partial_report_skips_what_is_missing(fake_vt, fake_client, samples_dir,
     (note,) = by_type(result, "note")
     assert "| ASN | N/A |" in note["content"] and "| Autonomous System Label | CLOUD-SOUTH |" in note["content"]
     assert "no ASN" in caplog.text and "no known country code" in caplog.text
-
-
-def test_other_types_are_left_to_their_plugins():
-    from vtframework_plugins.ip import vtf_stix_objects
-
-    # Every plugin's vtf_stix_objects sees every observable; this one adds nothing to a domain's.
-    assert vtf_stix_objects(from_value("example.com"), {"data": {"attributes": {}}}, context=None) is None

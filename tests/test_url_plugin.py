@@ -161,9 +161,3 @@ def test_analysis_that_does_not_finish_is_a_failure(fake_vt, fake_client, sample
     assert result.requests == 1 + 1 + 3
     (post,) = [r for r in fake_vt.requests if r.method == "POST"]
     assert post.body == b"url=http%3A%2F%2Funseen.example%2F"
-
-
-def test_other_types_are_left_to_their_plugins():
-    from vtframework_plugins.url import vtf_stix_objects
-
-    assert vtf_stix_objects(from_value("1.1.1.1"), {"data": {"attributes": {}}}, context=None) is None

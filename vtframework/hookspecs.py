@@ -108,9 +108,10 @@ def vtf_stix_objects(
 ) -> "Iterable[Any] | None":
     """Build the STIX 2.1 objects for one enriched observable.
 
-    Called on every loaded plugin, in turn: the owner of the observable's type
-    turns the report into notes, indicators and relationships; other plugins
-    may add objects of their own. Objects must come from
+    Called on the owner of the observable's type first, which turns the
+    report into notes, indicators and relationships, then on every plugin that
+    owns no type, which may add objects of its own to every enrichment. A
+    plugin that owns types is never called for another plugin's types. Objects must come from
     ``context.factory`` (the core's STIX factory) so that they carry the
     VirusTotal author, the observable's markings and deterministic ids.
     Follow-up VirusTotal requests (a YARA ruleset) go through

@@ -191,7 +191,8 @@ class Pipeline:
         objects = list(created or [])
         extra, failures = self.app.host.call_each(
             "vtf_stix_objects", observable=observable, report=report, context=context, settings=settings,
-            exclude=(owner,),
+            # Type plugins hear only about their own types; the owner was called above.
+            exclude=set(self.app.host.owners.values()),
         )
         for failure in failures:
             context.warn(str(failure))

@@ -36,6 +36,4 @@ def vtf_report_not_found(observable, context, settings):
 
 @hookimpl
 def vtf_stix_objects(observable, report, context):
-    if observable.entity_type not in TYPES:
-        return None
     return file_objects(context, report)

@@ -28,6 +28,4 @@ def vtf_vt_query(observable):
 
 @hookimpl
 def vtf_stix_objects(observable, report, context):
-    if observable.entity_type not in TYPES:
-        return None
     return ip_objects(context, report)
