@@ -228,3 +228,27 @@ def test_type_plugins_hear_only_about_their_own_types():
 
     assert enrich_offline(app, MALICIOUS).ok
     assert heard == [("extra", "StixFile")]
+
+
+def test_answer_with_missing_fields_nulls_and_markdown_breaking_text(tmp_path):
+    """Real answer, damaged the way schema drift damages it: still a valid bundle, tables intact."""
+    from vtframework.testing import enrich_offline
+
+    answer = json.loads((SAMPLES / "file_malicious_4bc00f7d.json").read_text())
+    attrs = answer["data"]["attributes"]
+    del attrs["last_analysis_stats"]
+    attrs.update(names=None, tags=None, size=None, magic=None, crowdsourced_yara_results=[{"ruleset_id": None}])
+    engines = attrs["last_analysis_results"]
+    engines["Kaspersky"] = {"category": None, "engine_name": None, "method": None, "result": "evil | `rm -rf` \n## x"}
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    (samples / "file.json").write_text(json.dumps(answer))
+    app = build_app("virustotal", env={"VTF_DISABLE_PLUGINS": "hello"}, config_file=None)
+    result = enrich_offline(app, MALICIOUS, samples_dir=samples)
+    assert result.ok, result.message
+    assert_valid_bundle(bundle(result.objects))
+    (report,) = [n for n in by_type(result, "note") if n["abstract"] == "VirusTotal Report"]
+    rows = [line for line in report["content"].splitlines() if line.startswith("| Kaspersky")]
+    assert rows == ["| Kaspersky | N/A | N/A | N/A | evil \\| \\`rm -rf\\` ## x |"]
+    assert "malicious" not in result.summary and result.summary.get("score") is None  # nothing invented
+    assert not by_type(result, "indicator")

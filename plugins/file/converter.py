@@ -77,10 +77,11 @@ def file_objects(context: Any, report: Mapping[str, Any]) -> list[Any]:
     settings = context.settings
     attrs = blocks.attributes(report)
     counts = blocks.stats(attrs)
-    context.summary.update(
-        malicious=counts["malicious"],
-        total=len(attrs.get("last_analysis_results") or {}) or sum(counts.values()),
-    )
+    if blocks.has_stats(attrs):  # without statistics there is no count to show, not a zero
+        context.summary.update(
+            malicious=counts["malicious"],
+            total=len(attrs.get("last_analysis_results") or {}) or sum(counts.values()),
+        )
     if not context.via_indicator:
         update_file(context, attrs)
     blocks.add_labels(context, [t for t in attrs.get("tags") or [] if isinstance(t, str)])
