@@ -250,5 +250,6 @@ def test_answer_with_missing_fields_nulls_and_markdown_breaking_text(tmp_path):
     (report,) = [n for n in by_type(result, "note") if n["abstract"] == "VirusTotal Report"]
     rows = [line for line in report["content"].splitlines() if line.startswith("| Kaspersky")]
     assert rows == ["| Kaspersky | N/A | N/A | N/A | evil \\| \\`rm -rf\\` ## x |"]
+    assert "| 74 | N/A | N/A | N/A | N/A | N/A | N/A | N/A | N/A |" in report["content"]
     assert "malicious" not in result.summary and result.summary.get("score") is None  # nothing invented
     assert not by_type(result, "indicator")

@@ -37,7 +37,8 @@ def report_note(context: Any, attrs: Mapping[str, Any]) -> list[Any]:
     """The "VirusTotal Report" note: detection statistics and every engine's verdict."""
     if not isinstance(attrs.get("last_analysis_results"), Mapping):
         return []
-    counts = blocks.stats(attrs)
+    # Missing statistics read 'N/A', not 0: nothing says the engines found nothing.
+    counts = blocks.stats(attrs) if blocks.has_stats(attrs) else dict.fromkeys(blocks.stats({}), None)
     observable = context.observable
     parts = [
         f"**{observable.entity_type}** `{blocks.cell(attrs.get('sha256') or observable.value)}`, "
