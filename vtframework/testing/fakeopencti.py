@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterable
 
+from vtframework.testing.server import LocalServer
+
 CONNECTOR_EXCHANGE = "amqp.connector.exchange"
 WORKER_EXCHANGE = "amqp.worker.exchange"
 _OPERATION = re.compile(r"^\s*(query|mutation)\s+(\w+)", re.MULTILINE)
@@ -58,7 +60,7 @@ def _jwks() -> str:
     return json.dumps({"keys": [jwk]})
 
 
-class FakeOpenCTI:
+class FakeOpenCTI(LocalServer):
     """See the module docstring.
 
     :param amqp: ``(host, port, user, password)`` of the RabbitMQ the
@@ -78,17 +80,11 @@ class FakeOpenCTI:
         self.heartbeat = 1.0
         self._lock = threading.Lock()
         self._jwks = _jwks()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
 
     # -- lifecycle --------------------------------------------------------
     def start(self) -> "FakeOpenCTI":
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._server.daemon_threads = True
-        self._server.fake = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-opencti", daemon=True)
-        self._thread.start()
+        self._serve(ThreadingHTTPServer, _Handler, name="fake-opencti")
         return self
 
     def stop(self) -> None:
@@ -96,22 +92,10 @@ class FakeOpenCTI:
         for stream in self.streams.values():
             with stream.changed:
                 stream.changed.notify_all()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        self._shutdown()
         for connector_id in list(self.registered):
             self._delete_queues(connector_id)
 
-    def __enter__(self) -> "FakeOpenCTI":
-        return self.start()
-
-    def __exit__(self, *_: Any) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "start the fake first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     # -- what tests set up --------------------------------------------------
     def add_entity(self, entity: dict[str, Any]) -> dict[str, Any]:

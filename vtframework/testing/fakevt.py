@@ -30,6 +30,7 @@ from typing import Any, Iterator
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from vtframework.client import url_id
+from vtframework.testing.server import LocalServer
 
 API_PREFIX = "/api/v3"
 STORAGE_PREFIX = "/_storage/"
@@ -95,7 +96,7 @@ def _envelope(code: str, message: str) -> bytes:
     return json.dumps({"error": {"message": message, "code": code}}, indent=2).encode()
 
 
-class FakeVirusTotal:
+class FakeVirusTotal(LocalServer):
     """See the module docstring. ``api_key`` set means requests without it get 401."""
 
     def __init__(
@@ -125,40 +126,17 @@ class FakeVirusTotal:
         self._ruleset_ids = itertools.count(FIRST_RULESET_ID, 7919)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         if samples_dir:
             self.load_samples(samples_dir)
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> "FakeVirusTotal":
-        server = _Server(("127.0.0.1", self._port), _Handler)
-        server.fake = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fakevt", daemon=True
-        )
-        self._thread.start()
+        self._serve(_Server, _Handler, self._port, name="fakevt")
         return self
 
     def stop(self) -> None:
         self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> "FakeVirusTotal":
-        return self.start()
-
-    def __exit__(self, *_: Any) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "start the fake first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._shutdown()
 
     @property
     def base_url(self) -> str:
