@@ -23,7 +23,7 @@ import time
 import uuid
 from pathlib import Path
 
-from vtframework.stix import TLP_MARKINGS
+from vtframework.policy.markings import TLP_MARKINGS
 from vtframework.testing import FakeVirusTotal
 from vtframework.testing.connector import Connector, marking
 from vtframework.testing.fakeopencti import FakeOpenCTI

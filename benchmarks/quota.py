@@ -23,9 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from vtframework.client import ClientConfig, VTClient  # noqa: E402
 from vtframework.state import RedisState, StateStore, open_state  # noqa: E402
 from vtframework.testing import FakeVirusTotal  # noqa: E402
+from vtframework.vt.client import ClientConfig, VTClient  # noqa: E402
 
 SAMPLES = ROOT / "tests" / "samples"
 BODY = (SAMPLES / "file_clean_b8e7a581.json").read_bytes()

@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
-from vtframework.client import ClientConfig, VTClient
 from vtframework.errors import NotFoundError, TransientError
 from vtframework.testing import FakeClock
+from vtframework.vt.client import ClientConfig, VTClient
 
 SHA256 = "4bc00f7d638e042da764e8648c03c0db46700599dd4f08d117e3e9e8b538519b"
 FILE = f"/files/{SHA256}"

@@ -11,9 +11,9 @@ import logging
 
 import pytest
 
-from vtframework.client import ClientConfig, VTClient, url_id
 from vtframework.errors import AuthenticationError, DownloadTooLarge, NotFoundError
 from vtframework.testing import FakeClock, FakeVirusTotal, default_vcr_config
+from vtframework.vt.client import ClientConfig, VTClient, url_id
 
 MALICIOUS_SHA256 = "4bc00f7d638e042da764e8648c03c0db46700599dd4f08d117e3e9e8b538519b"
 

@@ -9,7 +9,6 @@ import socket
 
 import pytest
 
-from vtframework.client import ClientConfig, VTClient
 from vtframework.errors import (
     AuthenticationError,
     BadRequestError,
@@ -26,6 +25,7 @@ from vtframework.errors import (
     error_from_response,
 )
 from vtframework.testing import FakeClock
+from vtframework.vt.client import ClientConfig, VTClient
 
 SHA256 = "4bc00f7d638e042da764e8648c03c0db46700599dd4f08d117e3e9e8b538519b"
 FILE = f"/files/{SHA256}"

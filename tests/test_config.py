@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from vtframework.app import build_app
-from vtframework.config import env_to_path, parse_list
 from vtframework.errors import ConfigError
+from vtframework.host.app import build_app
+from vtframework.host.config import env_to_path, parse_list
 
 SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
 
@@ -126,7 +126,7 @@ def test_secrets_are_never_shown(tmp_path):
 
 
 def test_invalid_secret_is_not_echoed():
-    from vtframework.config import load_settings
+    from vtframework.host.config import load_settings
     from vtframework.records import ConfigKey
 
     key = ConfigKey("x.pin", "int", 0, "a secret number", secret=True)
@@ -277,7 +277,7 @@ def test_config_error_is_one_line_and_exit_code_2(tmp_path):
 
 
 def test_config_sample_is_true_to_the_code():
-    from vtframework.cli import sample_config
+    from vtframework.cli.main import sample_config
 
     committed = (Path(__file__).resolve().parents[1] / "config.yml.sample").read_text(encoding="utf-8")
     generated = sample_config(build_app(None, env={"VTF_DISABLE_PLUGINS": "hello"}, config_file=None))

@@ -7,8 +7,8 @@ import json
 import pytest
 import requests
 
-from vtframework.client import url_id
 from vtframework.testing import FakeVirusTotal
+from vtframework.vt.client import url_id
 
 KEY = {"x-apikey": "test-key"}
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import requests
-
 from test_fakevt import KEY, get  # noqa: F401 (fake_vt: fixture from conftest)
 
 RULES = 'rule foobar { strings: $ = "foobar" condition: all of them }'

@@ -6,9 +6,11 @@ import uuid
 
 import pytest
 
-from vtframework.testing.connector import Connector, marking, running
-from vtframework.stix import AUTHOR_ID, STIX_EXT_OCTI, STIX_EXT_OCTI_SCO, TLP_MARKINGS
+from vtframework.context import STIX_EXT_OCTI, STIX_EXT_OCTI_SCO
+from vtframework.policy.markings import TLP_MARKINGS
+from vtframework.stix.factory import AUTHOR_ID
 from vtframework.testing import FakeVirusTotal, assert_valid_bundle
+from vtframework.testing.connector import Connector, marking, running
 from vtframework.testing.fakeopencti import iter_objects
 
 pytestmark = pytest.mark.services

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from vtframework.testing.connector import RABBITMQ, Connector, marking, require_service
-from vtframework.stix import TLP_MARKINGS
+from vtframework.policy.markings import TLP_MARKINGS
 from vtframework.testing import FakeVirusTotal
+from vtframework.testing.connector import RABBITMQ, Connector, marking, require_service
 from vtframework.testing.fakeopencti import FakeOpenCTI
 
 pytestmark = pytest.mark.services

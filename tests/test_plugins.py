@@ -8,7 +8,7 @@ import pytest
 
 from vtframework import ConfigKey, hookimpl
 from vtframework.errors import PluginError
-from vtframework.plugins import DEFAULT_PLUGINS, build_host
+from vtframework.host.plugins import DEFAULT_PLUGINS, build_host
 
 BUILTINS = ["file", "ip", "domain", "url", "downloader", "livehunt"]
 
@@ -63,7 +63,7 @@ def test_plugin_that_raises_in_a_declaration_hook_is_skipped_with_its_name():
 
 
 def test_plugin_that_fails_to_import_is_skipped(monkeypatch):
-    from vtframework import plugins as plugins_module
+    from vtframework.host import plugins as plugins_module
 
     real = plugins_module._entry_point_candidates
 

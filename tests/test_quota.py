@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from vtframework.client import ClientConfig, VTClient
 from vtframework.errors import NotFoundError, QuotaExceededError
-from vtframework.quota import QuotaLimiter, tier_from_quotas
 from vtframework.state import DAY, RedisState, SQLiteState
 from vtframework.testing import FakeClock, FakeVirusTotal
+from vtframework.vt.client import ClientConfig, VTClient
+from vtframework.vt.quota import QuotaLimiter, tier_from_quotas
 
 # 20:48 UTC: 3 h 12 min before the daily reset.
 EVENING = 19675 * DAY + 20 * 3600 + 48 * 60

@@ -2,6 +2,6 @@
 
 import sys
 
-from vtframework.cli import main
+from vtframework.cli.main import main
 
 sys.exit(main())

@@ -35,6 +35,10 @@ class InputError(VTFrameworkError):
     """An observable or value that cannot be looked up (malformed hash, IP, URL…)."""
 
 
+class DigestMismatch(VTFrameworkError):
+    """A downloaded sample is not the one that was asked for (its digest differs); it was discarded."""
+
+
 class VTError(VTFrameworkError):
     """A VirusTotal request did not give a usable answer.
 
@@ -196,6 +200,11 @@ class MalformedResponse(VTError):
     def __init__(self, vt_message: str = "", **kw: Any) -> None:
         kw.setdefault("code", "MalformedResponse")
         super().__init__(vt_message, **kw)
+
+
+class AnalysisPending(VTError):
+    summary = "submitted to VirusTotal, but the analysis did not finish in time"
+    hint = "enrich it again later"
 
 
 class DownloadTooLarge(VTError):

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 import pluggy
 
 if TYPE_CHECKING:  # pragma: no cover
-    from vtframework.config import Settings
+    from vtframework.host.config import Settings
     from vtframework.records import CliCommand, ConfigKey, Observable, VTQuery
 
 PROJECT = "vtframework"
@@ -93,7 +93,7 @@ def vtf_report_not_found(
     ``context.client.check_upload()`` first to fail before any work.
 
     :param observable: The observable VirusTotal does not know.
-    :param context: The :class:`~vtframework.pipeline.EnrichmentContext`.
+    :param context: The :class:`~vtframework.context.EnrichmentContext`.
     :param settings: The validated, frozen settings.
     :return: A VirusTotal object envelope (``{"data": {...}}``) to continue
         with, or ``None`` to report the observable as not found.
@@ -119,7 +119,7 @@ def vtf_stix_objects(
 
     :param observable: The observable being enriched.
     :param report: VirusTotal's answer (``{"data": {...}}``).
-    :param context: The :class:`~vtframework.pipeline.EnrichmentContext`:
+    :param context: The :class:`~vtframework.context.EnrichmentContext`:
         ``factory``, ``client``, ``settings``, ``observable`` (mutable STIX dict
         of the observable to update in place), ``log``.
     :param settings: The validated, frozen settings.

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from vtframework import VTQuery, hookimpl
-from vtframework.observables import lookup_hash
+from vtframework import VTQuery, hookimpl, lookup_hash
 
 from vtframework_plugins.downloader.command import COMMAND
 from vtframework_plugins.downloader.settings import KEYS

@@ -7,9 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from vtframework.config import normalize_tlp
+from vtframework import CliCommand, normalize_tlp
 from vtframework.errors import InputError, VTFrameworkError
-from vtframework.records import CliCommand
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -23,9 +22,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, app_factory: Callable[..., Any]) -> int:
-    from vtframework.download import fetch_sample, save_sample
-    from vtframework.observables import from_value
-    from vtframework.services import open_app_state, open_client
+    from vtframework import fetch_sample, from_value, open_app_state, open_client, save_sample
 
     try:
         tlp = normalize_tlp(args.tlp)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from vtframework import VTQuery, hookimpl
-from vtframework.observables import lookup_hash
+from vtframework import VTQuery, hookimpl, lookup_hash
 
 from vtframework_plugins.file.converter import file_objects
 from vtframework_plugins.file.settings import KEYS

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from vtframework import blocks
-from vtframework.stix import STIX_EXT_OCTI_SCO, pattern_for
+from vtframework import STIX_EXT_OCTI_SCO, blocks, pattern_for
 
 from vtframework_plugins.file.yara import yara_objects
 

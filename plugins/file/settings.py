@@ -1,7 +1,6 @@
 """Configuration keys of the file plugin (names and defaults of the original connector)."""
 
-from vtframework import ConfigKey
-from vtframework.core_keys import indicator_keys
+from vtframework import ConfigKey, indicator_keys
 
 KEYS = (
     ConfigKey(

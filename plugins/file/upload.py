@@ -15,11 +15,6 @@ DIRECT_LIMIT = 32 * 1024 * 1024
 UPLOAD_URL_LIMIT = 650 * 1024 * 1024
 
 
-class AnalysisPending(VTError):
-    summary = "submitted to VirusTotal, but the analysis did not finish in time"
-    hint = "enrich it again later"
-
-
 def upload_and_wait(context: Any, sha256: str, settings: Mapping[str, Any]) -> dict[str, Any] | None:
     observable = context.observable
     if observable.entity_type != "Artifact" or not settings["virustotal.file_upload_unseen_artifacts"]:
@@ -44,27 +39,10 @@ def upload_and_wait(context: Any, sha256: str, settings: Mapping[str, Any]) -> d
     analysis_id = str((answer.get("data") or {}).get("id") or "")
     if not analysis_id:
         raise VTError("the upload answer has no analysis id", subject=subject, code="MalformedResponse")
-    wait_for_analysis(
-        context,
+    context.client.wait_for_analysis(
         analysis_id,
-        subject,
+        subject=subject,
         attempts=settings["virustotal.file_upload_poll_attempts"],
         interval=settings["virustotal.file_upload_poll_interval"],
     )
     return context.client.get(f"/files/{sha256}", subject=subject, cache="refresh")
-
-
-def wait_for_analysis(context: Any, analysis_id: str, subject: str, *, attempts: int, interval: float) -> dict:
-    """Poll ``/analyses/{id}`` until it is completed, at most ``attempts`` times."""
-    for attempt in range(attempts):
-        analysis = context.client.get(f"/analyses/{analysis_id}", subject=subject, cache=False)
-        status = ((analysis.get("data") or {}).get("attributes") or {}).get("status")
-        if status == "completed":
-            return analysis
-        if attempt + 1 < attempts:
-            context.client.clock.sleep(interval)
-    raise AnalysisPending(
-        f"analysis {analysis_id} still not completed after {attempts} polls over {(attempts - 1) * interval:g} s; "
-        "enrich it again later",
-        subject=subject,
-    )

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from vtframework import VTQuery, hookimpl
-from vtframework.pipeline import subject_of
+from vtframework import VTQuery, hookimpl, subject_of
 
 from vtframework_plugins.ip.converter import ip_objects
 from vtframework_plugins.ip.settings import KEYS

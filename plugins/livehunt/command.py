@@ -7,8 +7,7 @@ import logging
 import sys
 from typing import Any, Callable, Sequence
 
-from vtframework import CliCommand
-from vtframework.services import open_app_state, open_client
+from vtframework import CliCommand, open_app_state, open_client
 
 from vtframework_plugins.livehunt.sync import Comparison, Outcome, apply, compare, fetch_indicators
 from vtframework_plugins.livehunt.vtapi import HuntingRulesets

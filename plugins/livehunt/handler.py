@@ -18,13 +18,22 @@ from __future__ import annotations
 import logging
 from typing import Any, Mapping
 
-from vtframework.egress import EgressRefused, check_lookup
+from vtframework import EgressRefused, check_lookup
 from vtframework.errors import (
-    BadRequestError, ForbiddenError, InputError, MalformedResponse, NotFoundError, VTError,
+    BadRequestError,
+    ForbiddenError,
+    InputError,
+    MalformedResponse,
+    NotFoundError,
+    VTError,
 )
 
 from vtframework_plugins.livehunt.indicator import (
-    YaraIndicator, is_yara_indicator, older, parse_indicator, version_of,
+    YaraIndicator,
+    is_yara_indicator,
+    older,
+    parse_indicator,
+    version_of,
 )
 from vtframework_plugins.livehunt.ruleset import desired_attributes, differences, digest, parse_owner
 from vtframework_plugins.livehunt.vtapi import HuntingRulesets

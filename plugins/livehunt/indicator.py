@@ -6,9 +6,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from vtframework.egress import most_restrictive_tlp
+from vtframework import STIX_EXT_OCTI, most_restrictive_tlp
 from vtframework.errors import InputError
-from vtframework.stix import STIX_EXT_OCTI
 
 
 @dataclass(frozen=True)

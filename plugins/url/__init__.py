@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from vtframework import VTQuery, hookimpl
-from vtframework.pipeline import subject_of
+from vtframework import VTQuery, hookimpl, subject_of
 
 from vtframework_plugins.url.converter import url_objects
 from vtframework_plugins.url.query import url_query

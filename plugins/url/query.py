@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from vtframework.client import url_id
+from vtframework import url_id
 
 SERVING_IP = "last_serving_ip_address"
 

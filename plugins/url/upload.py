@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from vtframework import subject_of
 from vtframework.errors import MalformedResponse
-from vtframework.pipeline import subject_of
 
-from vtframework_plugins.file.upload import wait_for_analysis
 from vtframework_plugins.url.query import url_query
 
 
@@ -28,10 +27,9 @@ def submit_and_wait(context: Any, settings: Mapping[str, Any]) -> dict[str, Any]
     analysis_id = str((answer.get("data") or {}).get("id") or "")
     if not analysis_id:
         raise MalformedResponse("the submission answer has no analysis id", subject=subject)
-    wait_for_analysis(
-        context,
+    context.client.wait_for_analysis(
         analysis_id,
-        subject,
+        subject=subject,
         attempts=settings["virustotal.url_upload_poll_attempts"],
         interval=settings["virustotal.url_upload_poll_interval"],
     )

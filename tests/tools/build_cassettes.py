@@ -12,9 +12,15 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT / "samples"
-CASSETTES = ROOT / "cassettes"
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = ROOT / "tests" / "samples"
+
+
+def cassette_path(name: str) -> Path:
+    """``test_ip_plugin/x`` -> ``plugins/ip/tests/cassettes/test_ip_plugin/x.yaml``, beside the plugin's tests."""
+    module, _, test = name.partition("/")
+    plugin = module.removeprefix("test_").removesuffix("_plugin")
+    return ROOT / "plugins" / plugin / "tests" / "cassettes" / module / f"{test}.yaml"
 API = "https://www.virustotal.com/api/v3"
 
 STATUS_TEXT = {200: "OK", 404: "Not Found", 401: "Unauthorized"}
@@ -45,7 +51,7 @@ UNKNOWN = "fffdddd2c3dc06d147c5ddddddd5c7e6acda4d1f1369fbc994cddd3c19a2de88"
 
 IP_CLOUD_SOUTH = "138.128.150.133"
 IP_CLOUDFLARE = "1.1.1.1"
-# URL ids are vtframework.client.url_id(url): unpadded URL-safe base64 of the URL.
+# URL ids are vtframework.url_id(url): unpadded URL-safe base64 of the URL.
 MALICIOUS_URL_ID = "aHR0cDovL3NvY2xvc2VidXR5ZXRxcS5jb20vNjkuZXhl"  # http://soclosebutyetqq.com/69.exe
 EXAMPLE_URL_ID = "aHR0cDovL2V4YW1wbGUuY29tLw"  # http://example.com/
 # URLs with quotes, a backslash and unicode, answered with the malicious URL's real body: the
@@ -120,11 +126,11 @@ CASSETTES_BY_TEST = {
 
 def main() -> None:
     for name, interactions in CASSETTES_BY_TEST.items():
-        path = CASSETTES / f"{name}.yaml"
+        path = cassette_path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
         header = "# CONSTRUCTED by tests/tools/build_cassettes.py: real VirusTotal bodies from tests/samples/.\n"
         path.write_text(header + yaml.safe_dump({"interactions": interactions, "version": 1}, sort_keys=False))
-        print(path.relative_to(ROOT.parent))
+        print(path.relative_to(ROOT))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 from typing import Iterator
 
-from vtframework.stix import TLP_MARKINGS
+from vtframework.policy.markings import TLP_MARKINGS
 from vtframework.testing.fakeopencti import FakeOpenCTI
 
 RABBITMQ = ("127.0.0.1", 5672)

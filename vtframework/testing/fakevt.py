@@ -29,8 +29,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterator
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from vtframework.client import url_id
 from vtframework.testing.server import LocalServer
+from vtframework.vt.client import url_id
 
 API_PREFIX = "/api/v3"
 STORAGE_PREFIX = "/_storage/"

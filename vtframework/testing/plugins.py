@@ -18,10 +18,11 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from vtframework.app import App, build_app
-from vtframework.observables import from_value
-from vtframework.pipeline import EnrichmentResult, Pipeline
-from vtframework.services import open_app_state, open_client
+from vtframework.context import EnrichmentResult
+from vtframework.host.app import App, build_app
+from vtframework.host.services import open_app_state, open_client
+from vtframework.pipeline.enrich import Pipeline
+from vtframework.stix.observables import from_value
 from vtframework.testing.fakevt import FakeVirusTotal
 
 #: Real VirusTotal responses shipped with vtframework (the ``--replay`` recordings).

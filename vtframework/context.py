@@ -1,0 +1,93 @@
+"""What a plugin's hooks are handed: the enrichment and stream contexts, and the result.
+
+These are part of the plugin contract, like :mod:`vtframework.hookspecs`,
+:mod:`vtframework.records` and :mod:`vtframework.errors`; plugins may annotate
+with them (``from vtframework import EnrichmentContext``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from vtframework.records import Observable
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vtframework.stix.factory import StixFactory
+
+#: OpenCTI's extension for SCO attributes (score, labels, external references…).
+STIX_EXT_OCTI_SCO = "extension-definition--f93e2c80-4231-4f9a-af8b-95c9bd566a82"
+#: OpenCTI's extension for SDO attributes (an Indicator's score…).
+STIX_EXT_OCTI = "extension-definition--ea279b3e-5c71-4632-ac08-831c66a786ba"
+
+
+@dataclass
+class EnrichmentContext:
+    """What a plugin's hooks get to do their part of one enrichment.
+
+    ``target`` is the STIX dict that receives score, labels and external
+    references: the observable itself, or the Indicator when the enrichment
+    came through one (``via_indicator``).
+    """
+
+    observable: Observable
+    target: dict[str, Any]
+    factory: "StixFactory"
+    client: Any
+    settings: Any
+    log: logging.Logger
+    via_indicator: bool = False
+    #: What the summary table shows: malicious, total, score.
+    summary: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def target_id(self) -> str:
+        return str(self.target.get("id", ""))
+
+    @property
+    def target_extension(self) -> str:
+        return STIX_EXT_OCTI if self.via_indicator else STIX_EXT_OCTI_SCO
+
+    def warn(self, message: str) -> None:
+        """Record a problem that costs part of the enrichment but not all of it."""
+        self.warnings.append(message)
+        self.log.warning("%s: %s", self.observable.value, message)
+
+
+@dataclass
+class EnrichmentResult:
+    observable: Observable
+    ok: bool
+    message: str
+    #: The created objects plus the updated observable (or indicator).
+    objects: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+    requests: int = 0
+    cache_hits: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def subject_of(observable: Observable) -> str:
+    """How messages name an observable: ``StixFile 4bc00f7d…``."""
+    value = observable.value if len(observable.value) <= 80 else observable.value[:77] + "…"
+    return f"{observable.entity_type} {value}"
+
+
+@dataclass
+class StreamContext:
+    """Handed to ``vtf_stream_event`` with every event.
+
+    ``client`` is the VirusTotal client of the preset's key, ``state`` the
+    shared state (SQLite or Redis: ``kv_get``/``kv_set``/``kv_delete``/
+    ``kv_items``), ``opencti`` pycti's API client when connected to OpenCTI
+    (``None`` otherwise), ``log`` a logger.
+    """
+
+    client: Any
+    state: Any
+    settings: Any
+    log: logging.Logger
+    opencti: Any = None
+

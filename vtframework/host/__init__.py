@@ -1,0 +1,1 @@
+"""The host: configuration, presets, the plugin host, and the app they build together."""

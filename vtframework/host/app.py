@@ -1,0 +1,77 @@
+"""Start-up: configuration file, plugins and validated settings, in that order."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from vtframework.host.config import Settings, find_config_file, load_settings, read_config_file
+from vtframework.host.core_keys import CORE_KEYS
+from vtframework.host.plugins import PluginHost, build_host
+from vtframework.host.presets import Preset, get_preset
+
+
+@dataclass
+class App:
+    """Everything a command or a connector runtime needs, built once."""
+
+    host: PluginHost
+    settings: Settings
+    preset: Preset | None
+    env: Mapping[str, str]
+
+    @property
+    def api_key(self) -> str | None:
+        """The VirusTotal key of the active preset (``virustotal.token`` otherwise)."""
+        path = self.preset.api_key_path if self.preset else "virustotal.token"
+        return self.settings[path] or self.settings["virustotal.token"]
+
+    @property
+    def api_key_env(self) -> str:
+        path = self.preset.api_key_path if self.preset else "virustotal.token"
+        return self.settings.entry(path).key.env_name
+
+
+def build_app(
+    preset: str | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    extra_plugins: Iterable[tuple[str, Any]] = (),
+    cwd: Path | None = None,
+    config_file: Path | None | bool = True,
+) -> App:
+    """Read configuration, load the plugins, validate every key.
+
+    The core keys are read first because they choose the plugins
+    (``VTF_PLUGINS``, ``VTF_DISABLE_PLUGINS``, ``VTF_PRESET``); the plugins then
+    declare their own keys and everything is validated together.
+
+    :param config_file: a ``config.yml`` to read; ``True`` (default) looks for
+        ``VTF_CONFIG_FILE`` or ``config.yml`` in ``cwd``; ``None`` reads none.
+    :raises ConfigError: for an invalid value or an unknown preset.
+    :raises PluginError: for a failing plugin in strict mode.
+    """
+    env = dict(os.environ if env is None else env)
+    if config_file is True:
+        config_file = find_config_file(env, cwd)
+    raw = read_config_file(config_file)
+    core = load_settings(CORE_KEYS, env=env, raw=raw)
+    chosen = get_preset(preset or core["vtf.preset"])
+    host = build_host(
+        preset_plugins=chosen.plugins if chosen else None,
+        env=env,
+        extra_plugins=extra_plugins,
+        allow=core["vtf.plugins"],
+        deny=core["vtf.disable_plugins"],
+        strict=core["vtf.strict_plugins"],
+    )
+    settings = load_settings(
+        [*CORE_KEYS, *host.keys.values()],
+        env=env,
+        raw=raw,
+        preset_defaults=dict(chosen.defaults) if chosen else None,
+    )
+    settings.config_file = config_file
+    return App(host=host, settings=settings, preset=chosen, env=env)

@@ -1,0 +1,85 @@
+"""``vtframework run enrichment``: the OpenCTI internal-enrichment connector.
+
+It consumes enrichment requests (``helper.listen``): both message shapes (the
+entity from the platform with OpenCTI extensions, and the objects pycti
+rebuilds with flat ``x_opencti_*`` keys) and playbook steps (a bundle in, the
+enriched bundle out). A failure raises, so pycti reports the work as failed
+with our message; success returns the message the analyst reads in the UI.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import uuid
+from typing import Any, Mapping
+
+from vtframework.context import EnrichmentResult
+from vtframework.host.app import App
+from vtframework.host.services import open_app_state, open_client
+from vtframework.opencti.helper import EnrichmentFailed, failure_reason, start_helper
+from vtframework.opencti.messages import indicator_observables, observable_from_message
+from vtframework.opencti.metrics import Metrics
+from vtframework.pipeline.enrich import Pipeline, dedupe
+
+
+class EnrichmentConnector:
+    """``vtframework run enrichment``: the OpenCTI internal-enrichment connector."""
+
+    def __init__(self, app: App, helper: Any = None) -> None:
+        self.app = app
+        self.helper = helper or start_helper(app, playbook_compatible=True)
+        self.state = open_app_state(app)
+        self.client = open_client(app, self.state)
+        self.pipeline = Pipeline(app, self.client, factory_kwargs={"confidence": app.settings["connector.confidence_level"]})
+        self.metrics = Metrics(bool(app.settings["connector.expose_metrics"]))
+
+    def start(self) -> None:
+        self.helper.connector_logger.info(
+            "vtframework enrichment connector started",
+            {"plugins": ",".join(self.app.host.loaded), "types": ",".join(sorted(self.app.host.owners))},
+        )
+        self.helper.listen(message_callback=self.process)
+
+    # pycti calls this once per message, in a worker thread.
+    def process(self, data: dict[str, Any]) -> str:
+        self.helper.metric.inc("run_count")
+        self.helper.metric.state("running")
+        try:
+            result, base = self._enrich(data)
+            if not result.ok:
+                self.metrics.failure(failure_reason(result.message))
+                raise EnrichmentFailed(result.message)
+            objects = dedupe([*base, *result.objects])
+            self.helper.send_stix2_bundle(
+                json.dumps({"type": "bundle", "id": f"bundle--{uuid.uuid4()}", "objects": objects}),
+                cleanup_inconsistent_bundle=True,
+            )
+            self.helper.metric.inc("record_send", len(objects))
+            message = f"{result.message}; {len(objects)} STIX objects sent"
+            if result.warnings:
+                self.helper.connector_logger.warning(message, {"warnings": result.warnings})
+            else:
+                self.helper.connector_logger.info(message)
+            return message
+        finally:
+            self.metrics.client_stats(self.client.stats)
+            self.helper.metric.state("idle")
+
+    def _enrich(self, data: Mapping[str, Any]) -> tuple[EnrichmentResult, list[dict[str, Any]]]:
+        entity = data.get("enrichment_entity") or {}
+        stix_entity = data.get("stix_entity") or {}
+        base = list(data.get("stix_objects") or [stix_entity])
+        if entity.get("entity_type") == "Indicator" or stix_entity.get("type") == "indicator":
+            return self.pipeline.enrich_indicator(stix_entity, indicator_observables(entity, stix_entity)), base
+        observable = observable_from_message(entity, stix_entity, self._open_file)
+        return self.pipeline.enrich(observable), base
+
+    def _open_file(self, item: Mapping[str, Any]) -> Any:
+        """An Artifact's file from OpenCTI storage, spooled to disk beyond 8 MB."""
+        url = f"{self.helper.opencti_url.rstrip('/')}/storage/get/{item['id']}"
+        content = self.helper.api.fetch_opencti_file(url, binary=True)
+        spool = tempfile.SpooledTemporaryFile(max_size=8 << 20)
+        spool.write(content)
+        spool.seek(0)
+        return spool

@@ -1,0 +1,61 @@
+"""pycti's connector helper, configured from our validated settings; what every runtime shares."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vtframework.errors import (
+    AuthenticationError,
+    ConnectionFailed,
+    QuotaExceededError,
+    RequestTimeout,
+    TooManyRequestsError,
+    TransientError,
+    VTFrameworkError,
+)
+from vtframework.host.app import App
+
+
+class EnrichmentFailed(VTFrameworkError):
+    """The enrichment of one entity failed; the message says why."""
+
+
+def helper_config(app: App) -> dict[str, Any]:
+    """pycti's configuration: what config.yml holds for OpenCTI, plus our validated values."""
+    settings = app.settings
+    opencti = settings.raw_section("opencti")
+    connector = settings.raw_section("connector")
+    for entry in settings.entries():
+        namespace, _, key = entry.key.path.partition(".")
+        if namespace in ("opencti", "connector") and entry.value is not None:
+            value = entry.value
+            if isinstance(value, list):
+                value = ",".join(value)
+            (opencti if namespace == "opencti" else connector)[key] = value
+    config: dict[str, Any] = {"opencti": opencti, "connector": connector}
+    for section in ("mq", "s3"):
+        if settings.raw_section(section):
+            config[section] = settings.raw_section(section)
+    return config
+
+
+def start_helper(app: App, **kwargs: Any) -> Any:
+    """A registered pycti helper (requires OPENCTI_URL and OPENCTI_TOKEN)."""
+    app.settings.require("opencti.url", "opencti.token", "connector.id", why="to run as an OpenCTI connector")
+    from pycti import OpenCTIConnectorHelper
+
+    return OpenCTIConnectorHelper(helper_config(app), **kwargs)
+
+
+#: Failures worth trying the same event again for (after the client's own retries).
+TRANSIENT = (TransientError, ConnectionFailed, RequestTimeout, QuotaExceededError, TooManyRequestsError)
+#: Failures no retry will fix: the connector stops and says so.
+FATAL = (AuthenticationError,)
+
+
+def failure_reason(message: str) -> str:
+    lowered = message.lower()
+    for reason in ("quota", "not found", "tlp", "timeout", "forbidden", "rejected"):
+        if reason in lowered:
+            return reason.replace(" ", "_")
+    return "other"

@@ -1,0 +1,217 @@
+"""The enrichment pipeline: observable -> TLP gate -> VirusTotal -> STIX -> bundle.
+
+The core runs the flow and owns its failure modes; plugins only say which
+VirusTotal request to make and which STIX objects to build from the answer.
+An enrichment either succeeds with a complete set of objects or fails with a
+reason: never a half-built bundle, never an empty success.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import uuid
+from typing import Any, Iterable, Mapping
+
+from vtframework.context import STIX_EXT_OCTI, EnrichmentContext, EnrichmentResult, subject_of
+from vtframework.errors import InputError, MalformedResponse, NotFoundError, PluginError, VTFrameworkError
+from vtframework.host.app import App
+from vtframework.pipeline import blocks
+from vtframework.policy.egress import EgressRefused, check_lookup, upload_allowed
+from vtframework.policy.markings import TLP_MARKING_BY_ID
+from vtframework.records import Observable, VTQuery
+from vtframework.stix.factory import StixFactory, author, to_dict
+
+log = logging.getLogger("vtframework.pipeline")
+
+
+class Pipeline:
+    """Runs enrichments for one configured :class:`~vtframework.app.App`."""
+
+    def __init__(self, app: App, client: Any, *, factory_kwargs: Mapping[str, Any] | None = None) -> None:
+        self.app = app
+        self.client = client
+        self.factory_kwargs = dict(factory_kwargs or {})
+
+    # -- public ---------------------------------------------------------
+    def enrich(self, observable: Observable, target: Mapping[str, Any] | None = None) -> EnrichmentResult:
+        """Enrich one observable; failures come back as a result, never raised.
+
+        :param target: the Indicator to update instead of the observable (for
+            Indicator enrichment).
+        """
+        usage = self.client.track()
+        with usage:
+            try:
+                context = self._context(observable, target)
+                objects = self._run(context)
+            except (VTFrameworkError, PluginError) as exc:
+                return EnrichmentResult(
+                    observable, False, str(exc), requests=usage.requests, cache_hits=usage.cache_hits
+                )
+        summary = dict(context.summary)
+        message = f"{subject_of(observable)}: {describe(summary)}"
+        if context.warnings:
+            message += f" ({len(context.warnings)} warning(s): {'; '.join(context.warnings)})"
+        return EnrichmentResult(
+            observable,
+            True,
+            message,
+            objects=objects,
+            summary=summary,
+            requests=usage.requests,
+            cache_hits=usage.cache_hits,
+            warnings=list(context.warnings),
+        )
+
+    def enrich_indicator(self, indicator: Mapping[str, Any], observables: list[Observable]) -> EnrichmentResult:
+        """Enrich every observable an Indicator names; one result, one bundle.
+
+        The Indicator receives the highest VirusTotal score among them, the
+        external references and labels; notes and YARA indicators attach to
+        it. If any observable fails, the whole enrichment fails with every
+        reason (nothing is sent for a half-enriched Indicator).
+        """
+        label = f"Indicator {indicator.get('name') or indicator.get('id')}"
+        if not observables:
+            return EnrichmentResult(
+                _indicator_placeholder(indicator), False,
+                f"{label}: its pattern names no observable vtframework enriches "
+                "(StixFile hashes, IPv4/IPv6, domain, hostname, URL)",
+            )
+        target = copy.deepcopy(dict(indicator))
+        original_score = blocks.existing_score(target)
+        results = []
+        for observable in observables:
+            result = self.enrich(observable, target=target)
+            results.append(result)
+            if result.ok:
+                target = next(obj for obj in result.objects if obj.get("id") == target.get("id"))
+        combined = EnrichmentResult(
+            _indicator_placeholder(target), all(r.ok for r in results), "",
+            requests=sum(r.requests for r in results), cache_hits=sum(r.cache_hits for r in results),
+            warnings=[w for r in results for w in r.warnings],
+        )
+        if not combined.ok:
+            combined.message = f"{label}: " + "; ".join(r.message for r in results if not r.ok)
+            return combined
+        scores = [r.summary["score"] for r in results if r.summary.get("score") is not None]
+        if scores:
+            best = max(scores)
+            if original_score is None or best >= original_score or self.app.settings["virustotal.replace_with_lower_score"]:
+                blocks.put_extension(target, STIX_EXT_OCTI, "score", best)
+            combined.summary = {"score": best, "observables": len(results)}
+        combined.objects = dedupe([*(obj for r in results for obj in r.objects), target])
+        combined.message = f"{label}: " + "; ".join(r.message for r in results)
+        return combined
+
+    # -- steps ----------------------------------------------------------
+    def _context(self, observable: Observable, target: Mapping[str, Any] | None) -> EnrichmentContext:
+        factory = StixFactory(markings=observable.markings, **self.factory_kwargs)
+        return EnrichmentContext(
+            observable=observable,
+            target=copy.deepcopy(dict(target if target is not None else observable.stix)),
+            factory=factory,
+            client=GuardedClient(self.client, observable, self.app.settings),
+            settings=self.app.settings,
+            log=log,
+            via_indicator=target is not None,
+        )
+
+    def _run(self, context: EnrichmentContext) -> list[dict[str, Any]]:
+        observable = context.observable
+        subject = subject_of(observable)
+        owner = self.app.host.owner_of(observable.entity_type)
+        if owner is None:
+            loaded = ", ".join(sorted(self.app.host.owners)) or "none"
+            raise InputError(f"{subject}: no loaded plugin enriches {observable.entity_type} (enriched types: {loaded})")
+        check_lookup(observable.tlp, self.app.settings, subject)
+        query = self.app.host.call_plugin(owner, "vtf_vt_query", observable=observable, settings=self.app.settings)
+        if not isinstance(query, VTQuery):
+            raise PluginError(f"plugin {owner!r} returned no VirusTotal query for {subject}", plugin=owner)
+        report = self._lookup(owner, query, context)
+        if not blocks.attributes(report) and not isinstance((report.get("data") or {}).get("attributes"), dict):
+            raise MalformedResponse("the answer has no data.attributes", subject=query.subject or subject)
+        settings = self.app.settings
+        created = self.app.host.call_plugin(
+            owner, "vtf_stix_objects", observable=observable, report=report, context=context, settings=settings
+        )
+        objects = list(created or [])
+        extra, failures = self.app.host.call_each(
+            "vtf_stix_objects", observable=observable, report=report, context=context, settings=settings,
+            # Type plugins hear only about their own types; the owner was called above.
+            exclude=set(self.app.host.owners.values()),
+        )
+        for failure in failures:
+            context.warn(str(failure))
+        for _plugin, result in extra:
+            objects.extend(result)
+        markings = [TLP_MARKING_BY_ID[m] for m in observable.markings if m in TLP_MARKING_BY_ID]
+        return dedupe([to_dict(author()), *markings, context.target, *(to_dict(obj) for obj in objects)])
+
+    def _lookup(self, owner: str, query: VTQuery, context: EnrichmentContext) -> dict[str, Any]:
+        subject = query.subject or subject_of(context.observable)
+        try:
+            return self.client.get(query.path, query.params or None, subject=subject)
+        except NotFoundError:
+            report = self.app.host.call_plugin(
+                owner, "vtf_report_not_found", observable=context.observable, context=context,
+                settings=self.app.settings,
+            )
+            if report is None:
+                raise
+            return report
+
+
+class GuardedClient:
+    """The VirusTotal client as one enrichment's plugins see it.
+
+    Reads pass through. Anything that sends data to VirusTotal (a sample
+    upload, a URL submission) is refused unless the observable's TLP allows
+    sharing it with the VirusTotal community, whatever the plugin does.
+    """
+
+    def __init__(self, client: Any, observable: Observable, settings: Any) -> None:
+        self._client = client
+        self._observable = observable
+        self._settings = settings
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("post", "patch", "delete"):
+            self.check_upload()
+        return getattr(self._client, name)
+
+    def check_upload(self) -> None:
+        """Raise :class:`EgressRefused` when the observable may not be shared."""
+        tlp = self._observable.tlp
+        if not upload_allowed(tlp, self._settings):
+            raise EgressRefused(
+                f"{subject_of(self._observable)} is not known to VirusTotal and was not submitted: "
+                f"its {tlp} marking is above VIRUSTOTAL_UPLOAD_MAX_TLP={self._settings['virustotal.upload_max_tlp']}"
+            )
+
+
+def _indicator_placeholder(indicator: Mapping[str, Any]) -> Observable:
+    return Observable(entity_type="Indicator", value=str(indicator.get("name") or indicator.get("id")), stix=indicator)
+
+
+def describe(summary: Mapping[str, Any]) -> str:
+    if "malicious" in summary:
+        text = f"{summary['malicious']}/{summary.get('total', '?')} engines flag it"
+    else:
+        text = "no detection statistics"
+    if summary.get("score") is not None:
+        text += f", score {summary['score']}"
+    return text
+
+
+def dedupe(objects: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Keep the last version of each id, in first-seen order."""
+    by_id: dict[str, dict[str, Any]] = {}
+    for obj in objects:
+        by_id[str(obj.get("id"))] = dict(obj)
+    return list(by_id.values())
+
+
+def bundle(objects: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    return {"type": "bundle", "id": f"bundle--{uuid.uuid4()}", "objects": dedupe(objects)}

@@ -1,0 +1,71 @@
+"""The state contract: response cache, key-value map and quota counters.
+
+Callers pass the time in (``now``, unix seconds) so a fake clock drives expiry
+and quota windows in tests exactly as real time does.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+DAY = 86400.0
+
+
+def seconds_until_utc_midnight(now: float) -> float:
+    # Unix time has no leap seconds, so UTC days are exact multiples of 86400.
+    return (int(now // DAY) + 1) * DAY - now
+
+
+class StateStore(ABC):
+    """What the client, the cache and the plugins may keep between requests and runs."""
+
+    # -- response cache ------------------------------------------------------------
+    @abstractmethod
+    def cache_get(self, key: str, now: float) -> dict[str, Any] | None:
+        """The value stored under ``key`` unless it expired at ``now``."""
+
+    @abstractmethod
+    def cache_set(self, key: str, value: dict[str, Any], ttl: float, now: float) -> None:
+        """Store a JSON-able ``value`` until ``now + ttl``."""
+
+    # -- key-value map without expiry ----------------------------------------------
+    @abstractmethod
+    def kv_get(self, ns: str, key: str) -> Any | None: ...
+
+    @abstractmethod
+    def kv_set(self, ns: str, key: str, value: Any) -> None: ...
+
+    @abstractmethod
+    def kv_delete(self, ns: str, key: str) -> None: ...
+
+    @abstractmethod
+    def kv_items(self, ns: str) -> dict[str, Any]: ...
+
+    # -- quota -----------------------------------------------------------------------
+    @abstractmethod
+    def quota_try_acquire(
+        self, bucket: str, now: float, per_minute: int, per_day: int, window: float = 60.0
+    ) -> float:
+        """Take one request slot for ``bucket`` at ``now``.
+
+        Returns 0.0 when the slot was taken (and recorded atomically), otherwise the
+        seconds to wait before trying again: until the oldest request leaves the
+        sliding ``window`` when the minute is spent, or until 00:00 UTC when the
+        day is spent (a wait longer than ``window`` therefore means "day spent").
+        """
+
+    def close(self) -> None:
+        """Release connections; the store must not be used afterwards."""
+
+
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, fit for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -1,0 +1,94 @@
+"""State in Redis, shared by every replica of a connector."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from vtframework.errors import ConfigError
+from vtframework.state.base import DAY, StateStore, redact_url, seconds_until_utc_midnight
+
+# Atomic on the Redis server, so replicas cannot both take the last slot.
+# Numbers go back as strings: Lua numbers returned to Redis are truncated to integers.
+_QUOTA_LUA = """
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local per_minute = tonumber(ARGV[3])
+local per_day = tonumber(ARGV[4])
+local day_left = tonumber(ARGV[5])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) >= per_minute then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  local wait = tonumber(oldest[2]) + window - now
+  if wait < 0.001 then wait = 0.001 end
+  return tostring(wait)
+end
+if tonumber(redis.call('GET', KEYS[2]) or '0') >= per_day then
+  return tostring(day_left)
+end
+redis.call('ZADD', KEYS[1], now, ARGV[6])
+redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000) + 1000)
+redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], math.ceil(day_left) + 3600)
+return '0'
+"""
+
+
+class RedisState(StateStore):
+    """State in Redis, shared by every replica pointing at the same server.
+
+    Keys live under ``vtf:``. Cache entries carry their own expiry time so a
+    caller's clock decides freshness; Redis' own expiry only reclaims memory.
+    """
+
+    def __init__(self, url: str, prefix: str = "vtf:") -> None:
+        import redis  # imported here so SQLite-only installs never need a Redis server
+
+        self.prefix = prefix
+        self._redis = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
+        try:
+            self._redis.ping()
+        except redis.RedisError as exc:
+            raise ConfigError(
+                f"cannot reach Redis at {redact_url(url)} ({exc}); start Redis, fix VTF_REDIS_URL "
+                "or leave it empty to keep state in the local SQLite file",
+                key="vtf.redis_url",
+            ) from exc
+        self._quota = self._redis.register_script(_QUOTA_LUA)
+
+    def cache_get(self, key: str, now: float) -> dict[str, Any] | None:
+        raw = self._redis.get(f"{self.prefix}cache:{key}")
+        if raw is None:
+            return None
+        entry = json.loads(raw)
+        return entry["value"] if entry["expires_at"] > now else None
+
+    def cache_set(self, key: str, value: dict[str, Any], ttl: float, now: float) -> None:
+        entry = json.dumps({"value": value, "expires_at": now + ttl})
+        self._redis.set(f"{self.prefix}cache:{key}", entry, px=max(1, int(ttl * 1000)))
+
+    def kv_get(self, ns: str, key: str) -> Any | None:
+        raw = self._redis.hget(f"{self.prefix}kv:{ns}", key)
+        return None if raw is None else json.loads(raw)
+
+    def kv_set(self, ns: str, key: str, value: Any) -> None:
+        self._redis.hset(f"{self.prefix}kv:{ns}", key, json.dumps(value))
+
+    def kv_delete(self, ns: str, key: str) -> None:
+        self._redis.hdel(f"{self.prefix}kv:{ns}", key)
+
+    def kv_items(self, ns: str) -> dict[str, Any]:
+        raw = self._redis.hgetall(f"{self.prefix}kv:{ns}")
+        return {k.decode(): json.loads(v) for k, v in raw.items()}
+
+    def quota_try_acquire(
+        self, bucket: str, now: float, per_minute: int, per_day: int, window: float = 60.0
+    ) -> float:
+        day = int(now // DAY)
+        keys = [f"{self.prefix}quota:{bucket}:minute", f"{self.prefix}quota:{bucket}:day:{day}"]
+        args = [repr(now), repr(window), per_minute, per_day, repr(seconds_until_utc_midnight(now)), uuid.uuid4().hex]
+        return float(self._quota(keys=keys, args=args))
+
+    def close(self) -> None:
+        self._redis.close()
