@@ -280,8 +280,8 @@ def test_config_sample_is_true_to_the_code():
     from vtframework.cli.main import sample_config
 
     committed = (Path(__file__).resolve().parents[1] / "config.yml.sample").read_text(encoding="utf-8")
-    generated = sample_config(build_app(None, env={"VTF_DISABLE_PLUGINS": "hello"}, config_file=None))
-    assert committed == generated, "regenerate: VTF_DISABLE_PLUGINS=hello vtframework config --sample > config.yml.sample"
+    generated = sample_config(build_app(None, env={"VTF_EXTERNAL_PLUGINS": "false"}, config_file=None))
+    assert committed == generated, "regenerate: VTF_EXTERNAL_PLUGINS=false vtframework config --sample > config.yml.sample"
 
 
 def test_config_sample_loads_as_a_config_file(tmp_path):

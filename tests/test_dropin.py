@@ -32,7 +32,7 @@ ORIGINAL_SERVICES = {
 
 
 def check(environment: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "VTF_DISABLE_PLUGINS": "hello"}
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "VTF_EXTERNAL_PLUGINS": "false"}
     for item in environment:
         name, _, value = item.partition("=")
         # Placeholders stand for the user's real values.

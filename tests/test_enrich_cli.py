@@ -15,7 +15,7 @@ MALICIOUS = "4bc00f7d638e042da764e8648c03c0db46700599dd4f08d117e3e9e8b538519b"
 
 
 def vtframework(*args, cwd, env=None):
-    environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "VTF_DISABLE_PLUGINS": "hello"}
+    environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "VTF_EXTERNAL_PLUGINS": "false"}
     environment.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "vtframework", *args], cwd=cwd, env=environment,

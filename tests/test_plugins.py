@@ -9,6 +9,7 @@ import pytest
 from vtframework import ConfigKey, hookimpl
 from vtframework.errors import PluginError
 from vtframework.host.plugins import DEFAULT_PLUGINS, build_host
+from vtframework.testing import enrich_offline, plugin_app
 
 BUILTINS = ["file", "ip", "domain", "url", "downloader", "livehunt"]
 
@@ -47,7 +48,7 @@ def test_allow_list_loads_only_named_plugins():
 
 
 def test_deny_list_wins_over_preset():
-    host = build_host(env={"VTF_DISABLE_PLUGINS": "url,hello"}, preset_plugins=("file", "url"))
+    host = build_host(env={"VTF_DISABLE_PLUGINS": "url"}, preset_plugins=("file", "url"), external=False)
     assert host.loaded == ["file"]
     assert _status(host, "url") == "disabled"
 
@@ -62,18 +63,23 @@ def test_plugin_that_raises_in_a_declaration_hook_is_skipped_with_its_name():
     assert _status(host, "file") == "loaded"
 
 
-def test_plugin_that_fails_to_import_is_skipped(monkeypatch):
+def install_broken(monkeypatch, name: str, dist: str, error: Exception) -> None:
+    """Make an installed plugin ``name`` (of distribution ``dist``) whose import raises ``error``."""
     from vtframework.host import plugins as plugins_module
 
     real = plugins_module._entry_point_candidates
 
     def with_broken():
         def load():
-            raise ImportError("No module named 'vtf_missing_dependency'")
+            raise error
 
-        return real() + [plugins_module._Candidate("broken", "vtf-broken", "9.9", load)]
+        return real() + [plugins_module._Candidate(name, dist, "9.9", load)]
 
     monkeypatch.setattr(plugins_module, "_entry_point_candidates", with_broken)
+
+
+def test_plugin_that_fails_to_import_is_skipped(monkeypatch):
+    install_broken(monkeypatch, "broken", "vtf-broken", ImportError("No module named 'vtf_missing_dependency'"))
     host = build_host(env={})
     assert _status(host, "broken") == "failed: import failed: ImportError: No module named 'vtf_missing_dependency'"
     assert host.infos["broken"].origin == "vtf-broken"
@@ -125,3 +131,43 @@ def test_example_plugin_is_discovered_through_its_entry_point():
     info = host.infos["hello"]
     assert (info.origin, info.version, info.status) == ("vtframework-hello", "0.1.0", "loaded")
     assert "hello.greeting" in host.keys
+
+
+def test_a_plugin_that_failed_to_import_is_in_every_result(monkeypatch):
+    install_broken(monkeypatch, "sigma", "vtframework-sigma", ModuleNotFoundError("No module named 'sigma_parser'"))
+    with plugin_app(installed=True) as app:
+        result = enrich_offline(app, "4bc00f7d638e042da764e8648c03c0db46700599dd4f08d117e3e9e8b538519b")
+    assert result.ok
+    (failure,) = [f for f in result.plugin_errors if f.plugin == "sigma"]
+    assert failure.hook is None
+    assert str(failure) == (
+        "plugin 'sigma' failed to load: import failed: ModuleNotFoundError: No module named 'sigma_parser' "
+        "(vtframework-sigma)"
+    )
+    assert "plugin 'sigma' failed to load" in result.message
+
+
+def test_isolated_hosts_load_the_builtins_only():
+    host = build_host(env={}, external=False)
+    assert list(host.infos) == BUILTINS
+    assert list(build_host(env={"VTF_EXTERNAL_PLUGINS": "false"}).infos) == BUILTINS
+    with plugin_app() as app:
+        assert list(app.host.infos) == BUILTINS
+
+
+def test_a_registered_plugin_stands_in_for_the_installed_one_of_its_name():
+    """CI installs examples/vtframework-hello; a test registering it by name gets its own copy, not a clash."""
+    mine = _plugin("hello", vtf_config_keys=lambda: [ConfigKey("mine.greeting", "str", "hi", "x")])
+    with plugin_app(mine, name="hello", installed=True) as app:
+        assert app.host.infos["hello"].status == "loaded"
+        assert app.host.infos["hello"].origin == "registered"
+        assert "mine.greeting" in app.host.keys and "hello.greeting" not in app.host.keys
+        assert not app.host.failures
+
+
+def test_a_type_plugin_under_test_takes_its_type_over_from_the_builtin():
+    owner = _plugin("mine", vtf_observable_types=lambda: ["Url"])
+    with plugin_app(owner, name="mine") as app:
+        assert app.host.owner_of("Url") == "mine"
+        assert app.host.infos["url"].status == "disabled"
+        assert app.host.owner_of("StixFile") == "file"

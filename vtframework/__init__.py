@@ -19,7 +19,16 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from vtframework.hookspecs import PROJECT
-from vtframework.records import CliCommand, ConfigKey, Observable, PluginInfo, StreamEvent, VTQuery
+from vtframework.records import (
+    CONFIG_TYPES,
+    CliCommand,
+    ConfigKey,
+    Observable,
+    PluginFailure,
+    PluginInfo,
+    StreamEvent,
+    VTQuery,
+)
 
 #: Marks a function as the implementation of a vtframework hook.
 hookimpl = pluggy.HookimplMarker(PROJECT)
@@ -51,6 +60,7 @@ _LAZY: dict[str, str] = {
     "lookup_hash": "vtframework.stix.observables",
     "observables_in_pattern": "vtframework.stix.observables",
     # State
+    "StateStore": "vtframework.state",
     "SQLiteState": "vtframework.state",
     "open_state": "vtframework.state",
     # Host
@@ -110,16 +120,18 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from vtframework.policy.egress import EgressRefused, check_lookup, most_restrictive_tlp
     from vtframework.policy.markings import TLP_MARKINGS
     from vtframework.policy.tlp import normalize_tlp
-    from vtframework.state import SQLiteState, open_state
+    from vtframework.state import SQLiteState, StateStore, open_state
     from vtframework.stix.factory import AUTHOR_ID, StixFactory, pattern_for
     from vtframework.stix.observables import from_value, lookup_hash, observables_in_pattern
     from vtframework.vt.client import ClientConfig, VTClient, url_id
 
 __all__ = [
     "hookimpl",
+    "CONFIG_TYPES",
     "CliCommand",
     "ConfigKey",
     "Observable",
+    "PluginFailure",
     "PluginInfo",
     "StreamEvent",
     "VTQuery",

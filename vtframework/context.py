@@ -11,10 +11,13 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from vtframework.records import Observable
+from vtframework.records import Observable, PluginFailure
 
 if TYPE_CHECKING:  # pragma: no cover
+    from vtframework.host.config import Settings
+    from vtframework.state.base import StateStore
     from vtframework.stix.factory import StixFactory
+    from vtframework.vt.client import VTClient
 
 #: OpenCTI's extension for SCO attributes (score, labels, external references…).
 STIX_EXT_OCTI_SCO = "extension-definition--f93e2c80-4231-4f9a-af8b-95c9bd566a82"
@@ -28,14 +31,18 @@ class EnrichmentContext:
 
     ``target`` is the STIX dict that receives score, labels and external
     references: the observable itself, or the Indicator when the enrichment
-    came through one (``via_indicator``).
+    came through one (``via_indicator``). ``client`` is the core's
+    :class:`~vtframework.vt.client.VTClient` as this enrichment sees it: reads
+    pass through, anything that sends data to VirusTotal is refused above the
+    upload TLP (``check_upload()`` raises first). docs/plugins.md describes
+    every attribute.
     """
 
     observable: Observable
     target: dict[str, Any]
     factory: "StixFactory"
-    client: Any
-    settings: Any
+    client: "VTClient"
+    settings: "Settings"
     log: logging.Logger
     via_indicator: bool = False
     #: What the summary table shows: malicious, total, score.
@@ -58,15 +65,26 @@ class EnrichmentContext:
 
 @dataclass
 class EnrichmentResult:
+    """The outcome of one enrichment: what the pipeline returns and a test reads.
+
+    ``ok`` is False when the observable could not be enriched (``message``
+    says why) and its ``objects`` are then empty. ``warnings`` are parts lost
+    to bad data (a ruleset VirusTotal could not give); ``plugin_errors`` are
+    plugins that failed to load or raised, whose objects are missing.
+    """
+
     observable: Observable
     ok: bool
     message: str
     #: The created objects plus the updated observable (or indicator).
     objects: list[dict[str, Any]] = field(default_factory=list)
+    #: What the summary table shows: ``malicious``, ``total``, ``score`` (each only when known).
     summary: dict[str, Any] = field(default_factory=dict)
+    #: VirusTotal requests made (a cache hit is not a request).
     requests: int = 0
     cache_hits: int = 0
     warnings: list[str] = field(default_factory=list)
+    plugin_errors: list[PluginFailure] = field(default_factory=list)
 
 
 def subject_of(observable: Observable) -> str:
@@ -85,9 +103,9 @@ class StreamContext:
     (``None`` otherwise), ``log`` a logger.
     """
 
-    client: Any
-    state: Any
-    settings: Any
+    client: "VTClient"
+    state: "StateStore"
+    settings: "Settings"
     log: logging.Logger
     opencti: Any = None
 

@@ -24,11 +24,17 @@ class ConfigError(VTFrameworkError):
 
 
 class PluginError(VTFrameworkError):
-    """A plugin failed to load or to do its part; ``plugin`` names it."""
+    """A plugin failed to load or to do its part.
 
-    def __init__(self, message: str, plugin: str) -> None:
+    ``plugin`` names it, ``hook`` the hook that failed (None at load) and
+    ``reason`` says what went wrong without naming the plugin again.
+    """
+
+    def __init__(self, message: str, plugin: str, hook: str | None = None, reason: str | None = None) -> None:
         super().__init__(message)
         self.plugin = plugin
+        self.hook = hook
+        self.reason = reason or message
 
 
 class InputError(VTFrameworkError):
@@ -106,7 +112,10 @@ def _rebuild(cls: type[VTError], state: dict[str, Any]) -> VTError:
 
 class NotFoundError(VTError):
     summary = "not found on VirusTotal"
-    hint = "VirusTotal has never analysed it; submit it for analysis or skip it"
+    # Most VirusTotal objects (a ruleset, a Sigma rule, an IP address) cannot be submitted.
+    hint = "VirusTotal has no such object; check the value or skip it"
+    #: The hint for what VirusTotal analyses when it is sent to it (files, URLs).
+    SUBMIT_HINT = "VirusTotal has never analysed it; submit it for analysis or skip it"
 
 
 class AuthenticationError(VTError):

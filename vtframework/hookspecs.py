@@ -6,8 +6,10 @@ what it needs and may take only the arguments it uses (pluggy passes the ones
 its signature names).
 
 The core calls each plugin's implementation inside its own error boundary: a
-plugin that raises is reported with its name and the other plugins' results
-still ship (``VTF_STRICT_PLUGINS=1`` turns that into a fatal error).
+plugin that raises is reported with its name (in the enrichment result's
+``plugin_errors``) and the other plugins' results still ship
+(``VTF_STRICT_PLUGINS=1`` turns that into a fatal error). docs/plugins.md
+describes every object a hook is handed.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from typing import TYPE_CHECKING, Any, Iterable
 import pluggy
 
 if TYPE_CHECKING:  # pragma: no cover
+    from vtframework.context import EnrichmentContext, StreamContext
     from vtframework.host.config import Settings
-    from vtframework.records import CliCommand, ConfigKey, Observable, VTQuery
+    from vtframework.records import CliCommand, ConfigKey, Observable, StreamEvent, VTQuery
 
 PROJECT = "vtframework"
 
@@ -29,10 +32,12 @@ _hookspec = pluggy.HookspecMarker(PROJECT)
 def vtf_config_keys() -> Iterable["ConfigKey"]:
     """Declare the configuration keys this plugin owns.
 
-    Each key is declared exactly once in the whole process, with its type,
-    default, description and whether it is secret. The core validates every
-    key at start (one line per invalid value, naming the key and its
-    environment variable) and then freezes the settings.
+    Each key is declared exactly once in the whole process, with its type
+    (``str``, ``int``, ``float``, ``bool``, ``list``, ``tlp``, ``url``,
+    ``path``), default, description and whether it is secret. A default that
+    does not fit its type fails this plugin at load, by name. The core
+    validates every value at start (one line per invalid value, naming the key
+    and its environment variable) and then freezes the settings.
 
     :return: The plugin's :class:`~vtframework.records.ConfigKey` records.
 
@@ -81,7 +86,7 @@ def vtf_vt_query(observable: "Observable", settings: "Settings") -> "VTQuery | N
 
 @_hookspec
 def vtf_report_not_found(
-    observable: "Observable", context: Any, settings: "Settings"
+    observable: "Observable", context: "EnrichmentContext", settings: "Settings"
 ) -> "dict[str, Any] | None":
     """Handle an observable VirusTotal has never seen.
 
@@ -104,7 +109,7 @@ def vtf_report_not_found(
 
 @_hookspec
 def vtf_stix_objects(
-    observable: "Observable", report: "dict[str, Any]", context: Any, settings: "Settings"
+    observable: "Observable", report: "dict[str, Any]", context: "EnrichmentContext", settings: "Settings"
 ) -> "Iterable[Any] | None":
     """Build the STIX 2.1 objects for one enriched observable.
 
@@ -117,11 +122,17 @@ def vtf_stix_objects(
     Follow-up VirusTotal requests (a YARA ruleset) go through
     ``context.client``.
 
-    :param observable: The observable being enriched.
+    A plugin that raises here loses only its own objects: the enrichment
+    still succeeds and its result names the plugin in ``plugin_errors``
+    (``vtframework enrich --strict`` fails the observable instead).
+
+    :param observable: The observable being enriched (frozen; read it).
     :param report: VirusTotal's answer (``{"data": {...}}``).
     :param context: The :class:`~vtframework.context.EnrichmentContext`:
-        ``factory``, ``client``, ``settings``, ``observable`` (mutable STIX dict
-        of the observable to update in place), ``log``.
+        ``target`` (the mutable STIX dict that receives score, labels and
+        external references: the observable, or the Indicator when
+        ``via_indicator``), ``target_id``, ``factory``, ``client``,
+        ``settings``, ``warn(message)``, ``log``.
     :param settings: The validated, frozen settings.
     :return: STIX objects (stix2 objects or dicts) to add to the bundle.
 
@@ -170,7 +181,7 @@ def vtf_artifact_objects(
 
 
 @_hookspec
-def vtf_stream_event(event: Any, context: Any, settings: "Settings") -> "str | None":
+def vtf_stream_event(event: "StreamEvent", context: "StreamContext", settings: "Settings") -> "str | None":
     """Handle one OpenCTI live-stream event (stream features such as livehunt).
 
     Called on every plugin that implements it, for each ``create``,
@@ -182,8 +193,9 @@ def vtf_stream_event(event: Any, context: Any, settings: "Settings") -> "str | N
         ``.type`` (create/update/delete/merge), ``.data`` (the STIX object),
         ``.id`` (stream position), ``.context`` (``patch`` on updates,
         ``sources`` on merges).
-    :param context: The stream context: ``client`` (VirusTotal), ``state``
-        (the shared key-value state), ``log``.
+    :param context: The :class:`~vtframework.context.StreamContext`:
+        ``client`` (VirusTotal), ``state`` (the shared key-value state),
+        ``opencti`` (pycti's API client, or ``None``), ``settings``, ``log``.
     :param settings: The validated, frozen settings.
     :return: A short description of what was done, or ``None``.
 

@@ -7,6 +7,7 @@ another plugin sees.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -37,7 +38,12 @@ class ConfigKey:
 
     def __post_init__(self) -> None:
         if self.type not in CONFIG_TYPES:
-            raise ValueError(f"config key {self.path}: unknown type {self.type!r}")
+            close = difflib.get_close_matches(str(self.type), CONFIG_TYPES, n=1)
+            suggestion = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(
+                f"config key {self.path}: unknown type {self.type!r}; {suggestion}"
+                f"the types are {', '.join(CONFIG_TYPES)}"
+            )
         if "." not in self.path:
             raise ValueError(f"config key {self.path}: path must be namespace.key")
 
@@ -99,6 +105,24 @@ class PluginInfo:
     version: str
     status: str
     hooks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PluginFailure:
+    """A plugin that failed to load, or raised in a hook, as a result reports it.
+
+    ``hook`` is the hook that raised (``vtf_stix_objects``…), or ``None`` when
+    the plugin failed to load (import error, bad declaration, bad default) and
+    so took no part at all.
+    """
+
+    plugin: str
+    hook: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"failed in {self.hook}" if self.hook else "failed to load"
+        return f"plugin {self.plugin!r} {where}: {self.message}"
 
 
 @dataclass(frozen=True)

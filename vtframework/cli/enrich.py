@@ -51,6 +51,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--replay", action="store_true",
         help="run offline on recorded real VirusTotal responses shipped with vtframework (no key needed)",
     )
+    parser.add_argument(
+        "--strict", action="store_true",
+        help="a plugin that fails (to load, or on a value) fails the value instead of only losing its own objects",
+    )
 
 
 def read_values(args: argparse.Namespace) -> list[str]:
@@ -126,19 +130,36 @@ def summary_table(results: list[EnrichmentResult]) -> str:
         detections = f"{summary['malicious']}/{summary['total']}" if "malicious" in summary else "-"
         score = str(summary.get("score", "-")) if result.ok else "-"
         hit = "yes" if result.cache_hits and not result.requests else "no"
-        outcome = "ok" if result.ok else "FAILED"
-        if result.ok and result.warnings:
-            outcome = f"ok, {len(result.warnings)} warning(s)"
         rows.append((value, result.observable.entity_type, detections, score,
-                     str(len(result.objects)), str(result.requests), hit, outcome))
+                     str(len(result.objects)), str(result.requests), hit, _outcome(result)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    load_failures: dict[str, None] = {}
     for result in results:
         if not result.ok:
             lines.append(f"failed: {result.message}")
         for warning in result.warnings:
             lines.append(f"warning: {result.observable.value}: {warning}")
+        for failure in result.plugin_errors:
+            if failure.hook is None:  # the same for every value: said once, below
+                load_failures[str(failure)] = None
+            elif result.ok:
+                lines.append(f"plugin error: {result.observable.value}: {failure}")
+    lines += [f"plugin error: {failure}" for failure in load_failures]
     return "\n".join(lines)
+
+
+def _outcome(result: EnrichmentResult) -> str:
+    """The RESULT cell: ``ok``, ``FAILED``, or ``ok`` with what was lost."""
+    if not result.ok:
+        return "FAILED"
+    losses = []
+    if result.warnings:
+        losses.append(f"{len(result.warnings)} warning(s)")
+    failed = sorted({failure.plugin for failure in result.plugin_errors})
+    if failed:
+        losses.append(f"plugin(s) failed: {', '.join(failed)}")
+    return ", ".join(["ok", *losses])
 
 
 def run(args: argparse.Namespace, app_factory: Callable[..., App]) -> int:
@@ -162,7 +183,7 @@ def run(args: argparse.Namespace, app_factory: Callable[..., App]) -> int:
         if results[index] is not None:
             progress.step()
     with _services(app, args.replay) as client:
-        pipeline = Pipeline(app, client)
+        pipeline = Pipeline(app, client, strict=args.strict)
 
         def work(index: int) -> None:
             results[index] = pipeline.enrich(observables[index])

@@ -14,6 +14,7 @@ from typing import Any, Callable, Sequence
 from vtframework.cli.common import EXIT_OK, EXIT_USAGE, UsageError
 from vtframework.errors import ConfigError, PluginError
 from vtframework.host.app import App, build_app
+from vtframework.host.config import load_settings
 from vtframework.host.plugins import build_host
 from vtframework.host.presets import PRESETS, get_preset
 
@@ -34,8 +35,8 @@ def _table(rows: Sequence[Sequence[str]], out: Any) -> None:
 def cmd_plugins(args: argparse.Namespace, app_factory: Callable[..., App]) -> int:
     preset = get_preset(args.preset)
     host = build_host(preset_plugins=preset.plugins if preset else None)
-    rows = [("NAME", "ORIGIN", "VERSION", "STATUS")]
-    rows += [(i.name, i.origin, i.version, i.status) for i in host.infos.values()]
+    rows = [("NAME", "ORIGIN", "VERSION", "STATUS", "HOOKS")]
+    rows += [(i.name, i.origin, i.version, i.status, ", ".join(i.hooks) or "-") for i in host.infos.values()]
     _table(rows, sys.stdout)
     return EXIT_OK
 
@@ -76,8 +77,13 @@ def sample_config(app: App) -> str:
         "# Every key can also be set by its environment variable, which wins over this file.",
         "# Keys left commented out keep their default; secrets are best passed as variables.",
     ]
+    # Defaults only (the preset's over the keys' own): the environment of whoever generates it stays out.
+    defaults = load_settings(
+        [entry.key for entry in app.settings.entries()], env={}, raw={},
+        preset_defaults=dict(app.preset.defaults) if app.preset else None,
+    )
     sections: dict[str, list[Any]] = {}
-    for entry in app.settings.entries():
+    for entry in defaults.entries():
         sections.setdefault(entry.key.namespace, []).append(entry)
     for namespace, entries in sections.items():
         lines += ["", f"{namespace}:"]
@@ -97,7 +103,7 @@ def _sample_lines(entry: Any) -> list[str]:
     return [f"  # {key.description} ({key.env_name})", f"{prefix}{key.path.split('.', 1)[1]}: {shown}"]
 
 
-CORE["plugins"] = ("list the plugins: name, origin, version, status", _configure_plugins, cmd_plugins)
+CORE["plugins"] = ("list the plugins: name, origin, version, status, hooks", _configure_plugins, cmd_plugins)
 CORE["config"] = ("list every configuration key, its value and where it came from", _configure_config, cmd_config)
 
 

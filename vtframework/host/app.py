@@ -41,6 +41,7 @@ def build_app(
     extra_plugins: Iterable[tuple[str, Any]] = (),
     cwd: Path | None = None,
     config_file: Path | None | bool = True,
+    external_plugins: bool | None = None,
 ) -> App:
     """Read configuration, load the plugins, validate every key.
 
@@ -50,6 +51,8 @@ def build_app(
 
     :param config_file: a ``config.yml`` to read; ``True`` (default) looks for
         ``VTF_CONFIG_FILE`` or ``config.yml`` in ``cwd``; ``None`` reads none.
+    :param external_plugins: load the plugins other distributions install;
+        ``None`` (default) follows ``VTF_EXTERNAL_PLUGINS``.
     :raises ConfigError: for an invalid value or an unknown preset.
     :raises PluginError: for a failing plugin in strict mode.
     """
@@ -66,6 +69,8 @@ def build_app(
         allow=core["vtf.plugins"],
         deny=core["vtf.disable_plugins"],
         strict=core["vtf.strict_plugins"],
+        external=core["vtf.external_plugins"] if external_plugins is None else external_plugins,
+        trace=core["vtf.trace_plugins"],
     )
     settings = load_settings(
         [*CORE_KEYS, *host.keys.values()],

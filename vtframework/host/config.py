@@ -290,6 +290,15 @@ def load_settings(
     return Settings(values, config_file, data)
 
 
+def default_problem(key: ConfigKey) -> str | None:
+    """Why ``key``'s own default does not fit its type, or None when it does (or is None)."""
+    try:
+        _checked(key, key.default, "default")
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
 def _checked(key: ConfigKey, raw: Any, source: str) -> Any:
     if raw is None:
         return None
@@ -297,7 +306,9 @@ def _checked(key: ConfigKey, raw: Any, source: str) -> Any:
         return _convert(key, raw)
     except (ValueError, TypeError, SyntaxError):
         shown = REDACTED if key.secret else repr(raw)
-        origin = {"env": "from the environment", "config.yml": "from config.yml"}.get(source, f"({source})")
+        origin = {
+            "env": "from the environment", "config.yml": "from config.yml", "default": "as its declared default",
+        }.get(source, f"({source})")
         raise ConfigError(
             f"invalid {key.env_name} ({key.path}) {origin}: got {shown}, expected {_expected(key)}",
             key=key.path,

@@ -97,6 +97,13 @@ CORE_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("vtf.plugins", "list", None, "Only load these plugins (comma-separated names)."),
     ConfigKey("vtf.disable_plugins", "list", [], "Never load these plugins (comma-separated names)."),
     ConfigKey("vtf.strict_plugins", "bool", False, "Make a failing plugin fatal (for plugin authors)."),
+    ConfigKey(
+        "vtf.external_plugins",
+        "bool",
+        True,
+        "Load plugins other packages install (entry points); false loads the built-ins only.",
+    ),
+    ConfigKey("vtf.trace_plugins", "bool", False, "Log every plugin hook call with its plugin and duration."),
     ConfigKey("vtf.preset", "str", None, "Preset: virustotal, virustotal-downloader or virustotal-livehunt."),
 )
 

@@ -3,8 +3,11 @@
 Built-in plugins are ordinary plugins: they are found through the ``vtframework``
 entry-point group like a third party's (with :data:`DEFAULT_PLUGINS` as a
 fallback for a source checkout that was not installed). A plugin that fails to
-import, registers a hook that has no specification, or raises in a hook is
-reported with its name and skipped; ``VTF_STRICT_PLUGINS=1`` makes it fatal.
+import, registers a hook that has no specification, declares a default that
+does not fit its type, or raises in a hook is reported with its name and
+skipped; ``VTF_STRICT_PLUGINS=1`` makes it fatal. ``VTF_EXTERNAL_PLUGINS=false``
+loads the built-ins only; ``VTF_TRACE_PLUGINS=1`` logs every hook call with its
+plugin and duration.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import ModuleType
@@ -21,10 +25,12 @@ import pluggy
 
 from vtframework import hookspecs
 from vtframework.errors import PluginError, VTFrameworkError
-from vtframework.host.config import parse_list
-from vtframework.records import CliCommand, ConfigKey, PluginInfo
+from vtframework.host.config import default_problem, parse_list
+from vtframework.records import CliCommand, ConfigKey, PluginFailure, PluginInfo
 
 log = logging.getLogger("vtframework.plugins")
+#: Where ``VTF_TRACE_PLUGINS=1`` writes one line per hook call.
+trace_log = logging.getLogger("vtframework.plugins.trace")
 
 ENTRY_POINT_GROUP = "vtframework"
 
@@ -39,6 +45,7 @@ DEFAULT_PLUGINS: dict[str, str] = {
 }
 
 _TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
 
 
 @dataclass
@@ -48,13 +55,21 @@ class HookFailure:
     error: BaseException
 
     def __str__(self) -> str:
-        return f"plugin {self.plugin!r} failed in {self.hook}: {type(self.error).__name__}: {self.error}"
+        return f"plugin {self.plugin!r} failed in {self.hook}: {self.reason}"
 
     def as_error(self) -> VTFrameworkError:
         """What to raise when the caller cannot do without this plugin's part."""
         if isinstance(self.error, VTFrameworkError):
             return self.error
-        return PluginError(str(self), plugin=self.plugin)
+        return PluginError(str(self), plugin=self.plugin, hook=self.hook, reason=self.reason)
+
+    @property
+    def reason(self) -> str:
+        return f"{type(self.error).__name__}: {self.error}"
+
+    def record(self) -> PluginFailure:
+        """The failure as an enrichment result reports it."""
+        return PluginFailure(self.plugin, self.hook, self.reason)
 
 
 @dataclass
@@ -71,7 +86,11 @@ class PluginHost:
 
     pm: pluggy.PluginManager
     strict: bool = False
+    #: Log every hook call with its plugin and duration (``VTF_TRACE_PLUGINS``).
+    trace: bool = False
     infos: dict[str, PluginInfo] = field(default_factory=dict)
+    #: The plugins that failed to load, in load order; every enrichment result reports them.
+    failures: list[PluginFailure] = field(default_factory=list)
     #: OpenCTI entity type -> owning plugin name.
     owners: dict[str, str] = field(default_factory=dict)
     keys: dict[str, ConfigKey] = field(default_factory=dict)
@@ -85,6 +104,10 @@ class PluginHost:
 
     def owner_of(self, entity_type: str) -> str | None:
         return self.owners.get(entity_type)
+
+    def implements(self, plugin: str, hook: str) -> bool:
+        info = self.infos.get(plugin)
+        return info is not None and hook in info.hooks
 
     # -- calling hooks inside error boundaries ---------------------------
     def call_each(
@@ -129,11 +152,15 @@ class PluginHost:
         self, name: str, hook: str, impl: Any, kwargs: Mapping[str, Any], isolate: bool = True
     ) -> Any:
         args = [kwargs[arg] for arg in impl.argnames]
+        started = time.perf_counter()
+        outcome = "returned"
         try:
             return impl.function(*args)
         except PluginError:
+            outcome = "raised"
             raise
         except VTFrameworkError as exc:
+            outcome = "raised"
             # A refusal on purpose (TLP, bad input, VirusTotal error) already says what happened.
             if self.strict or not isolate:
                 raise
@@ -141,14 +168,20 @@ class PluginHost:
             log.warning("%s", failure)
             return failure
         except Exception as exc:  # a plugin's bug must not take the host down
+            outcome = "raised"
             failure = HookFailure(name, hook, exc)
             if self.strict or not isolate:
-                raise PluginError(str(failure), plugin=name) from exc
+                raise failure.as_error() from exc
             log.error("%s", failure, exc_info=exc)
             return failure
+        finally:
+            if self.trace:
+                elapsed = (time.perf_counter() - started) * 1000
+                trace_log.info("plugin %r %s %s in %.1f ms", name, hook, outcome, elapsed)
 
 
 def _entry_point_candidates() -> list[_Candidate]:
+    """Every plugin installed under the entry-point group, the built-ins' own included."""
     candidates = []
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = getattr(ep, "dist", None)
@@ -166,8 +199,13 @@ def _builtin_version() -> str:
         return "source"
 
 
-def _candidates(extra: Iterable[tuple[str, Any]]) -> list[_Candidate]:
-    found = {c.name: c for c in _entry_point_candidates()}
+def _candidates(extra: Iterable[tuple[str, Any]], external: bool = True) -> list[_Candidate]:
+    found = {c.name: c for c in _entry_point_candidates() if external or c.origin == "builtin"}
+    extra = list(extra)
+    # A plugin registered explicitly (a test's plugin under test) stands in for the installed one of that name.
+    for name, _obj in extra:
+        if name in found and found[name].origin != "builtin":
+            del found[name]
     ordered: list[_Candidate] = []
     for name, module in DEFAULT_PLUGINS.items():
         if name in found and found[name].origin == "builtin":
@@ -188,26 +226,40 @@ def build_host(
     allow: Iterable[str] | None = None,
     deny: Iterable[str] | None = None,
     strict: bool | None = None,
+    external: bool | None = None,
+    trace: bool | None = None,
 ) -> PluginHost:
     """Find and load the plugins.
 
     :param preset_plugins: the built-ins a preset selects (``None``: all).
-    :param env: where ``VTF_PLUGINS``, ``VTF_DISABLE_PLUGINS`` and
-        ``VTF_STRICT_PLUGINS`` are read when not given explicitly.
+    :param env: where ``VTF_PLUGINS``, ``VTF_DISABLE_PLUGINS``,
+        ``VTF_STRICT_PLUGINS``, ``VTF_EXTERNAL_PLUGINS`` and
+        ``VTF_TRACE_PLUGINS`` are read when not given explicitly.
     :param extra_plugins: ``(name, plugin object)`` pairs to register as well
-        (used by :mod:`vtframework.testing` to add a plugin for one test).
+        (used by :mod:`vtframework.testing` to add a plugin for one test); one
+        stands in for an installed plugin of the same name.
+    :param external: load plugins installed by other distributions (entry
+        points); ``False`` loads the built-ins and ``extra_plugins`` only.
+    :param trace: log every hook call with its plugin and duration.
     """
     env = os.environ if env is None else env
     allow_list = parse_list(env.get("VTF_PLUGINS")) if allow is None else list(allow)
     deny_list = set(parse_list(env.get("VTF_DISABLE_PLUGINS")) if deny is None else deny)
     if strict is None:
-        strict = env.get("VTF_STRICT_PLUGINS", "").strip().lower() in _TRUE
+        strict = _flag(env, "VTF_STRICT_PLUGINS", False)
+    if external is None:
+        external = _flag(env, "VTF_EXTERNAL_PLUGINS", True)
+    if trace is None:
+        trace = _flag(env, "VTF_TRACE_PLUGINS", False)
+    if trace and trace_log.level == logging.NOTSET:
+        # Asked for explicitly, so shown even when the rest of the log stays at warnings.
+        trace_log.setLevel(logging.INFO)
     selected_builtins = set(DEFAULT_PLUGINS) if preset_plugins is None else set(preset_plugins)
 
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
-    host = PluginHost(pm=pm, strict=strict)
-    for candidate in _candidates(extra_plugins):
+    host = PluginHost(pm=pm, strict=strict, trace=trace)
+    for candidate in _candidates(extra_plugins, external):
         if candidate.name in host.infos:
             _fail(host, candidate, f"name clashes with the already loaded plugin {candidate.name!r}", record=False)
             continue
@@ -217,6 +269,15 @@ def build_host(
         _load(host, candidate)
     pm.check_pending()
     return host
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    value = env.get(name, "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    return default
 
 
 def _is_disabled(candidate: _Candidate, allow: list[str], deny: set[str], builtins: set[str]) -> bool:
@@ -277,6 +338,9 @@ def _collect_declarations(host: PluginHost, name: str) -> str | None:
             return f"vtf_config_keys returned {type(key).__name__}, not ConfigKey"
         if key.path in host.keys:
             return f"config key {key.path} is already declared by {host.key_owner[key.path]!r}"
+        problem = default_problem(key)
+        if problem:
+            return problem
     for entity_type in types:
         if entity_type in host.owners:
             return f"entity type {entity_type} is already handled by {host.owners[entity_type]!r}"
@@ -300,6 +364,7 @@ def _fail(
     if host.strict:
         raise PluginError(message, plugin=candidate.name) from exc
     log.warning("%s", message)
+    host.failures.append(PluginFailure(candidate.name, None, f"{reason} ({candidate.origin})"))
     if record:
         host.infos[candidate.name] = PluginInfo(candidate.name, candidate.origin, candidate.version, f"failed: {reason}")
 

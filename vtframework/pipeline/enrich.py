@@ -19,19 +19,26 @@ from vtframework.host.app import App
 from vtframework.pipeline import blocks
 from vtframework.policy.egress import EgressRefused, check_lookup, upload_allowed
 from vtframework.policy.markings import TLP_MARKING_BY_ID
-from vtframework.records import Observable, VTQuery
+from vtframework.records import Observable, PluginFailure, VTQuery
 from vtframework.stix.factory import StixFactory, author, to_dict
 
 log = logging.getLogger("vtframework.pipeline")
 
 
 class Pipeline:
-    """Runs enrichments for one configured :class:`~vtframework.app.App`."""
+    """Runs enrichments for one configured :class:`~vtframework.app.App`.
 
-    def __init__(self, app: App, client: Any, *, factory_kwargs: Mapping[str, Any] | None = None) -> None:
+    :param strict: a plugin that failed (to load, or in a hook) fails the
+        enrichment instead of costing only its own objects.
+    """
+
+    def __init__(
+        self, app: App, client: Any, *, factory_kwargs: Mapping[str, Any] | None = None, strict: bool = False
+    ) -> None:
         self.app = app
         self.client = client
         self.factory_kwargs = dict(factory_kwargs or {})
+        self.strict = strict
 
     # -- public ---------------------------------------------------------
     def enrich(self, observable: Observable, target: Mapping[str, Any] | None = None) -> EnrichmentResult:
@@ -41,18 +48,33 @@ class Pipeline:
             Indicator enrichment).
         """
         usage = self.client.track()
+        # A plugin that failed to load takes no part in any enrichment: every result says so.
+        plugin_errors = list(self.app.host.failures)
         with usage:
             try:
                 context = self._context(observable, target)
-                objects = self._run(context)
+                objects = self._run(context, plugin_errors)
             except (VTFrameworkError, PluginError) as exc:
+                message = str(exc) + _plugin_errors_note(plugin_errors)
+                if isinstance(exc, PluginError):
+                    plugin_errors.append(PluginFailure(exc.plugin, exc.hook, exc.reason))
                 return EnrichmentResult(
-                    observable, False, str(exc), requests=usage.requests, cache_hits=usage.cache_hits
+                    observable, False, message,
+                    requests=usage.requests, cache_hits=usage.cache_hits, plugin_errors=plugin_errors,
                 )
+        if self.strict and plugin_errors:
+            return EnrichmentResult(
+                observable, False,
+                f"{subject_of(observable)}: not enriched, plugins must not fail (strict): "
+                + "; ".join(str(failure) for failure in plugin_errors),
+                requests=usage.requests, cache_hits=usage.cache_hits, warnings=list(context.warnings),
+                plugin_errors=plugin_errors,
+            )
         summary = dict(context.summary)
         message = f"{subject_of(observable)}: {describe(summary)}"
         if context.warnings:
             message += f" ({len(context.warnings)} warning(s): {'; '.join(context.warnings)})"
+        message += _plugin_errors_note(plugin_errors)
         return EnrichmentResult(
             observable,
             True,
@@ -62,6 +84,7 @@ class Pipeline:
             requests=usage.requests,
             cache_hits=usage.cache_hits,
             warnings=list(context.warnings),
+            plugin_errors=plugin_errors,
         )
 
     def enrich_indicator(self, indicator: Mapping[str, Any], observables: list[Observable]) -> EnrichmentResult:
@@ -91,6 +114,7 @@ class Pipeline:
             _indicator_placeholder(target), all(r.ok for r in results), "",
             requests=sum(r.requests for r in results), cache_hits=sum(r.cache_hits for r in results),
             warnings=[w for r in results for w in r.warnings],
+            plugin_errors=list(dict.fromkeys(f for r in results for f in r.plugin_errors)),
         )
         if not combined.ok:
             combined.message = f"{label}: " + "; ".join(r.message for r in results if not r.ok)
@@ -118,7 +142,7 @@ class Pipeline:
             via_indicator=target is not None,
         )
 
-    def _run(self, context: EnrichmentContext) -> list[dict[str, Any]]:
+    def _run(self, context: EnrichmentContext, plugin_errors: list[PluginFailure]) -> list[dict[str, Any]]:
         observable = context.observable
         subject = subject_of(observable)
         owner = self.app.host.owner_of(observable.entity_type)
@@ -128,7 +152,10 @@ class Pipeline:
         check_lookup(observable.tlp, self.app.settings, subject)
         query = self.app.host.call_plugin(owner, "vtf_vt_query", observable=observable, settings=self.app.settings)
         if not isinstance(query, VTQuery):
-            raise PluginError(f"plugin {owner!r} returned no VirusTotal query for {subject}", plugin=owner)
+            raise PluginError(
+                f"plugin {owner!r} returned no VirusTotal query for {subject}", plugin=owner, hook="vtf_vt_query",
+                reason=f"returned {type(query).__name__}, not a VTQuery, for {subject}",
+            )
         report = self._lookup(owner, query, context)
         if not blocks.attributes(report) and not isinstance((report.get("data") or {}).get("attributes"), dict):
             raise MalformedResponse("the answer has no data.attributes", subject=query.subject or subject)
@@ -142,8 +169,7 @@ class Pipeline:
             # Type plugins hear only about their own types; the owner was called above.
             exclude=set(self.app.host.owners.values()),
         )
-        for failure in failures:
-            context.warn(str(failure))
+        plugin_errors.extend(failure.record() for failure in failures)
         for _plugin, result in extra:
             objects.extend(result)
         markings = [TLP_MARKING_BY_ID[m] for m in observable.markings if m in TLP_MARKING_BY_ID]
@@ -153,12 +179,15 @@ class Pipeline:
         subject = query.subject or subject_of(context.observable)
         try:
             return self.client.get(query.path, query.params or None, subject=subject)
-        except NotFoundError:
+        except NotFoundError as err:
             report = self.app.host.call_plugin(
                 owner, "vtf_report_not_found", observable=context.observable, context=context,
                 settings=self.app.settings,
             )
             if report is None:
+                if self.app.host.implements(owner, "vtf_report_not_found"):
+                    # Only what its plugin can submit (a file, a URL) is worth submitting.
+                    err.hint = NotFoundError.SUBMIT_HINT
                 raise
             return report
 
@@ -193,6 +222,13 @@ class GuardedClient:
 
 def _indicator_placeholder(indicator: Mapping[str, Any]) -> Observable:
     return Observable(entity_type="Indicator", value=str(indicator.get("name") or indicator.get("id")), stix=indicator)
+
+
+def _plugin_errors_note(plugin_errors: list[PluginFailure]) -> str:
+    """`` (1 plugin error(s): …)`` for a result message; empty when there are none."""
+    if not plugin_errors:
+        return ""
+    return f" ({len(plugin_errors)} plugin error(s): {'; '.join(str(f) for f in plugin_errors)})"
 
 
 def describe(summary: Mapping[str, Any]) -> str:

@@ -60,7 +60,7 @@ class Connector:
             "VIRUSTOTAL_REQUESTS_PER_MINUTE": "1000",
             "VIRUSTOTAL_REQUESTS_PER_DAY": "100000",
             "VTF_STATE_DIR": str(state_dir / self.id),
-            "VTF_DISABLE_PLUGINS": "hello",
+            "VTF_EXTERNAL_PLUGINS": "false",
         }
         environment.update(env)
         self.env = environment

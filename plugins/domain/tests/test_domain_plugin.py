@@ -26,7 +26,7 @@ ALL_ON = {
 
 
 def make_app(**env):
-    return build_app("virustotal", env={"VTF_DISABLE_PLUGINS": "hello", **env}, config_file=None)
+    return build_app("virustotal", env={"VTF_EXTERNAL_PLUGINS": "false", **env}, config_file=None)
 
 
 @pytest.mark.vcr

@@ -33,7 +33,7 @@ AMBER = TLP_MARKINGS["TLP:AMBER"]["id"]
 
 @pytest.fixture
 def app():
-    return build_app("virustotal", env={"VTF_DISABLE_PLUGINS": "hello"}, config_file=None)
+    return build_app("virustotal", env={"VTF_EXTERNAL_PLUGINS": "false"}, config_file=None)
 
 
 @pytest.fixture
@@ -186,7 +186,7 @@ def test_file_without_a_usable_hash_is_refused(app, client):
 
 
 def test_score_is_kept_when_vt_is_lower_and_replacement_is_off(tmp_path):
-    app = build_app("virustotal", env={"VIRUSTOTAL_REPLACE_WITH_LOWER_SCORE": "false", "VTF_DISABLE_PLUGINS": "hello"}, config_file=None)
+    app = build_app("virustotal", env={"VIRUSTOTAL_REPLACE_WITH_LOWER_SCORE": "false", "VTF_EXTERNAL_PLUGINS": "false"}, config_file=None)
     observable = from_value(MALICIOUS)
     stix = copy.deepcopy(dict(observable.stix))
     stix["x_opencti_score"] = 95
@@ -203,7 +203,7 @@ def test_score_is_kept_when_vt_is_lower_and_replacement_is_off(tmp_path):
 
 
 def test_example_plugin_adds_its_object_to_every_enrichment():
-    with plugin_app(preset="virustotal") as app:
+    with plugin_app(preset="virustotal", installed=True) as app:
         assert app.host.infos["hello"].status == "loaded"
         result = enrich_offline(app, MALICIOUS)
     assert result.ok, result.message
@@ -226,7 +226,7 @@ def test_type_plugins_hear_only_about_their_own_types():
         vtf_stix_objects=hookimpl(lambda observable: heard.append(("extra", observable.entity_type))),
     )
 
-    app = build_app("virustotal", env={"VTF_DISABLE_PLUGINS": "hello"}, config_file=None,
+    app = build_app("virustotal", env={"VTF_EXTERNAL_PLUGINS": "false"}, config_file=None,
                     extra_plugins=[("owner", owner), ("extra", extra)])
     from vtframework.testing import enrich_offline
 
@@ -247,7 +247,7 @@ def test_answer_with_missing_fields_nulls_and_markdown_breaking_text(tmp_path):
     samples = tmp_path / "samples"
     samples.mkdir()
     (samples / "file.json").write_text(json.dumps(answer))
-    app = build_app("virustotal", env={"VTF_DISABLE_PLUGINS": "hello"}, config_file=None)
+    app = build_app("virustotal", env={"VTF_EXTERNAL_PLUGINS": "false"}, config_file=None)
     result = enrich_offline(app, MALICIOUS, samples_dir=samples)
     assert result.ok, result.message
     assert_valid_bundle(bundle(result.objects))

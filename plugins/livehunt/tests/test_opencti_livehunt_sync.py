@@ -31,7 +31,7 @@ def sync(opencti, vt, tmp_path, *args):
            "VIRUSTOTAL_LIVEHUNT_TOKEN": "test-key", "VIRUSTOTAL_BASE_URL": vt.base_url,
            "VIRUSTOTAL_DETECT_QUOTA": "false", "VIRUSTOTAL_REQUESTS_PER_MINUTE": "1000",
            "VTF_STATE_DIR": str(tmp_path / "state"),
-           "VTF_DISABLE_PLUGINS": "hello"}
+           "VTF_EXTERNAL_PLUGINS": "false"}
     return subprocess.run([sys.executable, "-m", "vtframework", "livehunt", "sync", *args], env=env,
                           capture_output=True, text=True, timeout=120)
 

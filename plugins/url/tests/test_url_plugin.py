@@ -37,7 +37,7 @@ ATTRIBUTES_ON = {"VIRUSTOTAL_INCLUDE_ATTRIBUTES_IN_NOTE": "true"}
 
 
 def make_app(**env):
-    return build_app("virustotal", env={"VTF_DISABLE_PLUGINS": "hello", **env}, config_file=None)
+    return build_app("virustotal", env={"VTF_EXTERNAL_PLUGINS": "false", **env}, config_file=None)
 
 
 def fail(app, client, value, tlp):
