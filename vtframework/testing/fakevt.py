@@ -1,7 +1,9 @@
 """A fake VirusTotal API v3 on 127.0.0.1 for tests and benchmarks.
 
-It answers lookups with recorded real responses from a samples directory, keeps
-VirusTotal's error envelopes, enforces a per-minute quota like the real service
+It answers lookups with recorded real responses from a samples directory
+(every ``{"data": {"type": T, "id": I}}`` object at ``/<collection of T>/I``:
+files, URLs, IP addresses, domains, analyses, YARA rulesets, Sigma rules,
+comments…), answers fixed routes a test adds, keeps VirusTotal's error envelopes, enforces a per-minute quota like the real service
 and can inject faults (5xx, 429s, hangs, connection resets, malformed JSON).
 Livehunt rulesets (``/intelligence/hunting_rulesets``) are a stateful resource:
 create, list (``limit``/``cursor``/``filter``), read, patch, delete, editors.
@@ -35,7 +37,7 @@ from vtframework.vt.client import url_id
 API_PREFIX = "/api/v3"
 STORAGE_PREFIX = "/_storage/"
 
-#: Collections the fake serves from samples, keyed by the object ``type``.
+#: Collections whose name is not simply the object ``type`` plus "s"; every other type is.
 COLLECTIONS = {
     "file": "files",
     "url": "urls",
@@ -54,6 +56,19 @@ _KIND = {
     "analyses": "Analysis",
     "yara_rulesets": "YARA ruleset",
 }
+
+
+def collection_of(object_type: str) -> str:
+    """The API collection that serves objects of ``object_type`` (``sigma_rule`` -> ``sigma_rules``)."""
+    if object_type in COLLECTIONS:
+        return COLLECTIONS[object_type]
+    if object_type.endswith(("s", "x", "sh", "ch")):
+        return object_type + "es"
+    return object_type + "s"
+
+
+def _kind(collection: str) -> str:
+    return _KIND.get(collection) or collection.rstrip("s").replace("_", " ").capitalize()
 
 FAULTS = ("500", "503", "504", "too_many_requests", "quota_exceeded", "hang", "reset", "malformed")
 
@@ -117,6 +132,7 @@ class FakeVirusTotal(LocalServer):
         self.hang_seconds = hang_seconds
         self._port = port
         self._samples: dict[tuple[str, str], bytes] = {}
+        self._collections: set[str] = set(_KIND)
         self._routes: dict[tuple[str, str], _Route] = {}
         self._downloads: dict[str, bytes | int | tuple[str, int]] = {}
         self._faults: list[_Fault] = []
@@ -144,29 +160,49 @@ class FakeVirusTotal(LocalServer):
 
     # -- set-up --------------------------------------------------------------------
     def load_samples(self, samples_dir: str) -> None:
-        """Index every ``{"data": {...}}`` sample by collection and id (files also by each hash)."""
+        """Index every ``{"data": {...}}`` sample by collection and id (files also by each hash).
+
+        Other JSON (collections, error envelopes) is skipped; a file that is not
+        JSON at all is an error naming it.
+        """
         for name in sorted(os.listdir(samples_dir)):
             if name.endswith(".json"):
-                with open(os.path.join(samples_dir, name), "rb") as fh:
-                    self._index(fh.read())
+                path = os.path.join(samples_dir, name)
+                with open(path, "rb") as fh:
+                    raw = fh.read()
+                try:
+                    self._index(raw)
+                except ValueError as exc:
+                    raise ValueError(f"{path} is not JSON: {exc}") from None
 
-    def _index(self, raw: bytes) -> None:
-        data = json.loads(raw).get("data")
-        if not isinstance(data, dict) or data.get("type") not in COLLECTIONS or "id" not in data:
-            return
-        collection = COLLECTIONS[data["type"]]
-        attrs = data.get("attributes") or {}
+    def add_object(self, answer: dict[str, Any] | bytes) -> None:
+        """Serve one recorded object (``{"data": {"type": T, "id": I, ...}}``) at its collection."""
+        raw = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
+        if not self._index(raw):
+            raise ValueError('not a VirusTotal object answer: expected {"data": {"type": ..., "id": ...}}')
+
+    def _index(self, raw: bytes) -> bool:
+        """Serve ``raw`` if it is one object; False when it is other JSON."""
+        doc = json.loads(raw)
+        data = doc.get("data") if isinstance(doc, dict) else None
+        if not isinstance(data, dict) or not isinstance(data.get("type"), str) or "id" not in data:
+            return False
+        collection = collection_of(data["type"])
+        attrs = data.get("attributes") if isinstance(data.get("attributes"), dict) else {}
         ids = {str(data["id"])}
         if collection == "files":
-            ids |= {attrs[h] for h in ("md5", "sha1", "sha256") if attrs.get(h)}
+            ids |= {str(attrs[h]) for h in ("md5", "sha1", "sha256") if attrs.get(h)}
         if collection == "urls" and attrs.get("url"):
-            ids.add(url_id(attrs["url"]))
-        for ident in ids:
-            key = (collection, ident.lower() if collection == "files" else ident)
-            # A bare descriptor ({type, id}) must not shadow a full object with the same id.
-            if key in self._samples and not attrs:
-                continue
-            self._samples[key] = raw
+            ids.add(url_id(str(attrs["url"])))
+        with self._lock:
+            self._collections.add(collection)
+            for ident in ids:
+                key = (collection, ident.lower() if collection == "files" else ident)
+                # A bare descriptor ({type, id}) must not shadow a full object with the same id.
+                if key in self._samples and not attrs:
+                    continue
+                self._samples[key] = raw
+        return True
 
     def add_route(
         self,
@@ -360,12 +396,12 @@ class FakeVirusTotal(LocalServer):
         parts = api_path.strip("/").split("/")
         if len(parts) == 3 and parts[0] == "files" and parts[2] in ("download", "download_url"):
             return self._serve_download_link(h, parts[1].lower(), parts[2])
-        if len(parts) == 2 and parts[0] in _KIND:
+        if len(parts) == 2 and parts[0] in self._collections:
             collection, ident = parts
             raw = self._samples.get((collection, ident.lower() if collection == "files" else ident))
             if raw is not None:
                 return h.send(200, raw)
-            return h.send(404, _envelope("NotFoundError", f'{_KIND[collection]} "{ident}" not found'))
+            return h.send(404, _envelope("NotFoundError", f'{_kind(collection)} "{ident}" not found'))
         return h.send(404, _envelope("NotFoundError", f"Resource not found: {api_path}"))
 
     def _serve_download_link(self, h: "_Handler", sha256: str, kind: str) -> int:
