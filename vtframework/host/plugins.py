@@ -370,7 +370,7 @@ def _fail(
 
 
 #: Sub-command names the core keeps for itself.
-CORE_COMMANDS = frozenset({"plugins", "config", "enrich", "run"})
+CORE_COMMANDS = frozenset({"plugins", "plugin", "config", "enrich", "run"})
 
 
 def module_plugin(name: str) -> ModuleType:
