@@ -13,9 +13,9 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/pip install --quiet .
 
-# Editable, plus the test tools and the example third-party plugin the tests discover.
+# Editable, plus the test tools and the example third-party plugins the tests discover.
 install-test: $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]' -e examples/vtframework-hello
+	$(BIN)/pip install --quiet -e '.[test]' -e examples/vtframework-hello -e examples/vtframework-passivedns
 
 # The main job, offline: enrich the recorded observables into bundle.json.
 demo: install

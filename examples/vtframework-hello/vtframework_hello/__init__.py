@@ -6,20 +6,23 @@ from ``context.factory``, so they carry the VirusTotal author, the
 observable's markings and a deterministic id like everything else.
 """
 
-from vtframework import ConfigKey, hookimpl
+from typing import Any
+
+from vtframework import ConfigKey, EnrichmentContext, Observable, Settings, hookimpl
 
 
 @hookimpl
-def vtf_config_keys():
+def vtf_config_keys() -> list[ConfigKey]:
     return [ConfigKey("hello.greeting", "str", "Hello from vtframework-hello", "Text of the greeting note.")]
 
 
 @hookimpl
-def vtf_stix_objects(observable, context, settings):
+def vtf_stix_objects(observable: Observable, context: EnrichmentContext, settings: Settings) -> list[Any]:
     return [
         context.factory.note(
             abstract="vtframework-hello",
             content=f"{settings['hello.greeting']} ({observable.entity_type} {observable.value})",
-            refs=[observable.id],
+            # The enriched object: the observable, or the Indicator an enrichment came through.
+            refs=[context.target_id],
         )
     ]
