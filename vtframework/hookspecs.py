@@ -169,8 +169,8 @@ def vtf_artifact_objects(
 
     :param observable: The StixFile the sample was downloaded for.
     :param artifact: The stored Artifact: ``id`` (its STIX id), ``sha256``,
-        ``size``, ``mime_type``, ``name``, ``existing`` (True when OpenCTI
-        already held it and nothing was downloaded).
+        ``existing`` (True when OpenCTI already held it and nothing was
+        downloaded) and, when it was downloaded, ``size`` and ``mime_type``.
     :param context: ``factory`` (the core's STIX factory, stamped with the
         observable's markings), ``settings``, ``log``.
     :param settings: The validated, frozen settings.
