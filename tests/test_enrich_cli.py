@@ -88,6 +88,6 @@ def test_tlp_red_values_are_not_sent(tmp_path):
 
 
 def test_help_on_every_command(tmp_path):
-    for command in ([], ["enrich"], ["plugins"], ["config"]):
+    for command in ([], ["enrich"], ["plugins"], ["config"], ["plugin"], ["plugin", "new"]):
         done = vtframework(*command, "--help", cwd=tmp_path)
         assert done.returncode == 0 and "usage: vtframework" in done.stdout
