@@ -301,3 +301,11 @@ def test_every_variable_the_docs_name_is_declared(document):
     declared = declared_variables(build_app(None, env={}, config_file=None)) | {"VTF_CONFIG_FILE"}
     # Abbreviated families in tables ("VIRUSTOTAL_{FILE,IP}_…") are not variables.
     assert {n for n in named if not n.endswith("_")} <= declared
+
+
+def test_a_score_reason_leans_one_of_three_ways():
+    from vtframework import ScoreReason
+
+    assert ScoreReason("GTI", "verdict malicious", "malicious").points_to == "malicious"
+    with pytest.raises(ValueError, match="points_to must be one of malicious, benign, neutral"):
+        ScoreReason("GTI", "verdict malicious", "bad")

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from vtframework.hookspecs import PROJECT
-from vtframework.records import CliCommand, ConfigKey, Observable, PluginInfo, StreamEvent, VTQuery
+from vtframework.records import CliCommand, ConfigKey, Observable, PluginInfo, ScoreReason, StreamEvent, VTQuery
 
 #: Marks a function as the implementation of a vtframework hook.
 hookimpl = pluggy.HookimplMarker(PROJECT)
@@ -43,6 +43,9 @@ _LAZY: dict[str, str] = {
     "VTClient": "vtframework.vt.client",
     "ClientConfig": "vtframework.vt.client",
     "url_id": "vtframework.vt.client",
+    "extract_malware_configs": "vtframework.vt.malware_config",
+    "MalwareConfigs": "vtframework.vt.malware_config",
+    "C2Address": "vtframework.vt.malware_config",
     # STIX
     "StixFactory": "vtframework.stix.factory",
     "AUTHOR_ID": "vtframework.stix.factory",
@@ -68,6 +71,7 @@ _LAZY: dict[str, str] = {
 }
 #: Public sub-modules reachable as attributes (``from vtframework import blocks``).
 _LAZY_MODULES: dict[str, str] = {
+    "addons": "vtframework.pipeline.addons",
     "blocks": "vtframework.pipeline.blocks",
     "errors": "vtframework.errors",
     "hookspecs": "vtframework.hookspecs",
@@ -104,7 +108,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from vtframework.host.config import Settings
     from vtframework.host.core_keys import indicator_keys
     from vtframework.host.services import open_app_state, open_client
-    from vtframework.pipeline import blocks
+    from vtframework.pipeline import addons, blocks
     from vtframework.pipeline.download import fetch_sample, save_sample
     from vtframework.pipeline.enrich import Pipeline, bundle
     from vtframework.policy.egress import EgressRefused, check_lookup, most_restrictive_tlp
@@ -114,6 +118,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from vtframework.stix.factory import AUTHOR_ID, StixFactory, pattern_for
     from vtframework.stix.observables import from_value, lookup_hash, observables_in_pattern
     from vtframework.vt.client import ClientConfig, VTClient, url_id
+    from vtframework.vt.malware_config import C2Address, MalwareConfigs, extract_malware_configs
 
 __all__ = [
     "hookimpl",
@@ -121,6 +126,7 @@ __all__ = [
     "ConfigKey",
     "Observable",
     "PluginInfo",
+    "ScoreReason",
     "StreamEvent",
     "VTQuery",
     *_LAZY,
