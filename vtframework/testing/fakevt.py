@@ -43,6 +43,7 @@ COLLECTIONS = {
     "domain": "domains",
     "analysis": "analyses",
     "yara_ruleset": "yara_rulesets",
+    "sigma_rule": "sigma_rules",
 }
 # VirusTotal's real 404 names the object kind first ('File "<hash>" not found'); the
 # other kinds follow the same pattern.
@@ -53,7 +54,12 @@ _KIND = {
     "domains": "Domain",
     "analyses": "Analysis",
     "yara_rulesets": "YARA ruleset",
+    "sigma_rules": "Sigma rule",
 }
+#: Relationships of files, URLs, domains and IPs that VirusTotal answers with an empty
+#: list (not a 404) for an object it knows that has none: a known object with no
+#: recording of them gets that empty answer.
+EMPTY_WHEN_NONE = ("comments", "votes")
 
 FAULTS = ("500", "503", "504", "too_many_requests", "quota_exceeded", "hang", "reset", "malformed")
 
@@ -117,6 +123,8 @@ class FakeVirusTotal(LocalServer):
         self.hang_seconds = hang_seconds
         self._port = port
         self._samples: dict[tuple[str, str], bytes] = {}
+        #: Recorded list answers (comments, votes…) by the API path of their ``links.self``.
+        self._lists: dict[str, bytes] = {}
         self._routes: dict[tuple[str, str], _Route] = {}
         self._downloads: dict[str, bytes | int | tuple[str, int]] = {}
         self._faults: list[_Fault] = []
@@ -151,7 +159,11 @@ class FakeVirusTotal(LocalServer):
                     self._index(fh.read())
 
     def _index(self, raw: bytes) -> None:
-        data = json.loads(raw).get("data")
+        doc = json.loads(raw)
+        data = doc.get("data")
+        if isinstance(data, list):
+            self._index_list(doc, raw)
+            return
         if not isinstance(data, dict) or data.get("type") not in COLLECTIONS or "id" not in data:
             return
         collection = COLLECTIONS[data["type"]]
@@ -167,6 +179,12 @@ class FakeVirusTotal(LocalServer):
             if key in self._samples and not attrs:
                 continue
             self._samples[key] = raw
+
+    def _index_list(self, doc: dict[str, Any], raw: bytes) -> None:
+        """A recorded list (``/domains/x/comments``) is served at the path its ``links.self`` names."""
+        link = (doc.get("links") or {}).get("self") if isinstance(doc.get("links"), dict) else None
+        if isinstance(link, str) and API_PREFIX + "/" in link:
+            self._lists[unquote(urlsplit(link).path).split(API_PREFIX, 1)[1]] = raw
 
     def add_route(
         self,
@@ -366,7 +384,22 @@ class FakeVirusTotal(LocalServer):
             if raw is not None:
                 return h.send(200, raw)
             return h.send(404, _envelope("NotFoundError", f'{_KIND[collection]} "{ident}" not found'))
+        if len(parts) == 3 and parts[0] in _KIND:
+            return self._serve_relationship(h, *parts)
         return h.send(404, _envelope("NotFoundError", f"Resource not found: {api_path}"))
+
+    def _serve_relationship(self, h: "_Handler", collection: str, ident: str, name: str) -> int:
+        """A recorded list, else VirusTotal's empty answer for a known object, else its 404."""
+        raw = self._lists.get(f"/{collection}/{ident}/{name}")
+        if raw is not None:
+            return h.send(200, raw)
+        key = (collection, ident.lower() if collection == "files" else ident)
+        if key not in self._samples:
+            return h.send(404, _envelope("NotFoundError", f'{_KIND[collection]} "{ident}" not found'))
+        if name not in EMPTY_WHEN_NONE:
+            return h.send(404, _envelope("NotFoundError", f"Resource not found: /{collection}/{ident}/{name}"))
+        self_link = f"https://www.virustotal.com/api/v3/{collection}/{ident}/{name}?limit=10"
+        return h.send(200, json.dumps({"data": [], "links": {"self": self_link}}).encode())
 
     def _serve_download_link(self, h: "_Handler", sha256: str, kind: str) -> int:
         with self._lock:
