@@ -10,7 +10,10 @@ from vtframework import ConfigKey, hookimpl
 from vtframework.errors import PluginError
 from vtframework.host.plugins import DEFAULT_PLUGINS, build_host
 
-BUILTINS = ["file", "ip", "domain", "url", "downloader", "livehunt"]
+BUILTINS = [
+    "file", "ip", "domain", "url", "downloader", "livehunt",
+    "malware_config",
+]
 
 
 def _plugin(name: str, **hooks) -> types.SimpleNamespace:
