@@ -36,6 +36,7 @@ DEFAULT_PLUGINS: dict[str, str] = {
     "url": "vtframework_plugins.url",
     "downloader": "vtframework_plugins.downloader",
     "livehunt": "vtframework_plugins.livehunt",
+    "sigma": "vtframework_plugins.sigma",
     "ids": "vtframework_plugins.ids",
     "malware_config": "vtframework_plugins.malware_config",
 }
