@@ -39,6 +39,7 @@ DEFAULT_PLUGINS: dict[str, str] = {
     "sigma": "vtframework_plugins.sigma",
     "ids": "vtframework_plugins.ids",
     "malware_config": "vtframework_plugins.malware_config",
+    "classification": "vtframework_plugins.classification",
 }
 
 _TRUE = {"1", "true", "yes", "on"}
