@@ -40,6 +40,8 @@ DEFAULT_PLUGINS: dict[str, str] = {
     "ids": "vtframework_plugins.ids",
     "malware_config": "vtframework_plugins.malware_config",
     "classification": "vtframework_plugins.classification",
+    "crowdsourced_context": "vtframework_plugins.crowdsourced_context",
+    "explain": "vtframework_plugins.explain",
 }
 
 _TRUE = {"1", "true", "yes", "on"}
