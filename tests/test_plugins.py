@@ -12,7 +12,7 @@ from vtframework.host.plugins import DEFAULT_PLUGINS, build_host
 
 BUILTINS = [
     "file", "ip", "domain", "url", "downloader", "livehunt",
-    "sigma", "ids", "malware_config", "classification", "crowdsourced_context", "explain",
+    "sigma", "ids", "malware_config", "classification", "crowdsourced_context", "community", "explain",
 ]
 
 

@@ -41,6 +41,7 @@ DEFAULT_PLUGINS: dict[str, str] = {
     "malware_config": "vtframework_plugins.malware_config",
     "classification": "vtframework_plugins.classification",
     "crowdsourced_context": "vtframework_plugins.crowdsourced_context",
+    "community": "vtframework_plugins.community",
     "explain": "vtframework_plugins.explain",
 }
 
