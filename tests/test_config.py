@@ -303,6 +303,18 @@ def test_every_variable_the_docs_name_is_declared(document):
     assert {n for n in named if not n.endswith("_")} <= declared
 
 
+def test_replay_turns_on_what_costs_quota_unless_the_user_said_otherwise():
+    from vtframework.host.app import with_paid_features
+
+    paid = sorted(e.key.env_name for e in app(preset="virustotal").settings.entries() if e.key.costs_requests)
+    assert paid == ["VIRUSTOTAL_FILE_IMPORT_SIGMA", "VIRUSTOTAL_IMPORT_COMMUNITY"]
+    replayed = with_paid_features(app(preset="virustotal", env={"VIRUSTOTAL_IMPORT_COMMUNITY": "false"}))
+    assert replayed.settings["virustotal.file_import_sigma"] is True
+    assert replayed.settings.entry("virustotal.file_import_sigma").source == "replay"
+    assert replayed.settings["virustotal.import_community"] is False  # set in the environment: kept
+    assert app(preset="virustotal").settings["virustotal.file_import_sigma"] is False  # off by default
+
+
 def test_a_score_reason_leans_one_of_three_ways():
     from vtframework import ScoreReason
 
