@@ -19,7 +19,7 @@ def classification_objects(context: Any, report: Mapping[str, Any]) -> list[Any]
     if is_file:
         verdicts, problems = addons.sandbox_verdicts(attrs)
         for problem in problems:
-            context.warn(f"sandbox verdict skipped: {problem}")
+            context.warn(f"sandbox verdicts: {problem}")
         disagreement = addons.verdict_disagreement(attrs, verdicts)
         if disagreement:
             sections.append(f"**Engines and sandboxes disagree.** {disagreement}")

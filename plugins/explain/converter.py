@@ -13,6 +13,8 @@ INDICATOR_KIND = {
 }
 #: Engines named per verdict in the note.
 ENGINES_SHOWN = 8
+#: Reasons listed, and characters per reason (other plugins' reasons are not ours to trust).
+MAX_REASONS, REASON_CHARS = 60, 600
 GTI_LEANING = {
     "VERDICT_MALICIOUS": "malicious", "VERDICT_SUSPICIOUS": "malicious",
     "VERDICT_BENIGN": "benign", "VERDICT_HARMLESS": "benign",
@@ -29,8 +31,12 @@ def explain_objects(context: Any, report: Mapping[str, Any]) -> list[Any]:
     parts = [_score_line(context, attrs), _indicator_line(context, attrs)]
     if reasons:
         parts.append(blocks.table(
-            ("Points to", "Source", "Reason"), [(r.points_to, r.source, r.text) for r in reasons]
+            ("Points to", "Source", "Reason"),
+            [(r.points_to, addons.clip(r.source, 80), addons.clip(r.text, REASON_CHARS))
+             for r in reasons[:MAX_REASONS]],
         ))
+    if len(reasons) > MAX_REASONS:
+        parts.append(f"… and {len(reasons) - MAX_REASONS} more reason(s).")
     content = "\n\n".join(part for part in parts if part)
     return [context.factory.note("VirusTotal Score Explained", content, [context.target_id])]
 

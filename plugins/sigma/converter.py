@@ -13,6 +13,8 @@ from vtframework_plugins.sigma.settings import LEVELS
 
 #: Events shown per rule in the note, and characters per event field.
 EVENTS_PER_RULE, FIELD_CHARS = 3, 200
+#: Rules listed in the note, and rules whose events it shows (a hostile answer may list thousands).
+NOTE_RULES, NOTE_RULES_WITH_EVENTS = 100, 25
 #: Event fields an analyst reads first; the others follow in VirusTotal's order.
 FIRST_FIELDS = ("EventID", "Image", "CommandLine", "ParentImage", "ScriptBlockText", "TargetFilename",
                 "ImageLoaded", "TargetObject", "Details", "QueryName", "DestinationHostname", "DestinationIp")
@@ -120,9 +122,12 @@ def _note_content(attrs: Mapping[str, Any], rules: list[Mapping[str, Any]]) -> s
         ) + ".")
     parts.append(blocks.table(
         ("Level", "Rule", "Source", "Author", "Events"),
-        [(r.get("rule_level"), _name(r), r.get("rule_source"), r.get("rule_author"), _event_count(r)) for r in rules],
+        [(r.get("rule_level"), _name(r), r.get("rule_source"), addons.clip(r.get("rule_author"), 200), _event_count(r))
+         for r in rules[:NOTE_RULES]],
     ))
-    for rule in rules:
+    if len(rules) > NOTE_RULES:
+        parts.append(f"… and {len(rules) - NOTE_RULES} more rule(s).")
+    for rule in rules[:NOTE_RULES_WITH_EVENTS]:
         events = _events(rule.get("match_context"))
         if events:
             parts.append(f"### {blocks.cell(_name(rule))}\n\n" + "\n".join(f"- {event}" for event in events))

@@ -135,6 +135,8 @@ def engines_total(attrs: Mapping[str, Any]) -> int:
 
 
 # -- sandbox verdicts -----------------------------------------------------------------------
+#: Sandbox verdicts read per report (VirusTotal runs about ten sandboxes).
+MAX_SANDBOXES = 50
 #: Sandbox categories that say the file is bad, and those that say it is not.
 BAD_CATEGORIES = ("malicious", "suspicious")
 GOOD_CATEGORIES = ("harmless", "undetected")
@@ -159,9 +161,12 @@ def sandbox_verdicts(attrs: Mapping[str, Any]) -> tuple[list[SandboxVerdict], li
     if not isinstance(raw, Mapping):
         return [], ["sandbox_verdicts is not an object"]
     verdicts, problems = [], []
-    for name, entry in sorted(raw.items(), key=lambda item: str(item[0]).lower()):
+    entries = sorted(raw.items(), key=lambda item: str(item[0]).lower())
+    if len(entries) > MAX_SANDBOXES:
+        problems.append(f"{len(entries)} sandbox verdicts, only the first {MAX_SANDBOXES} read")
+    for name, entry in entries[:MAX_SANDBOXES]:
         if not isinstance(entry, Mapping) or not isinstance(entry.get("category"), str):
-            problems.append(f"sandbox verdict of {str(name)[:80]!r} has no category")
+            problems.append(f"the verdict of {str(name)[:80]!r} has no category, skipped")
             continue
         confidence = entry.get("confidence")
         verdicts.append(SandboxVerdict(

@@ -99,5 +99,16 @@ def test_a_damaged_verdict_costs_only_itself(fake_vt, fake_client, samples_dir):
     attrs["popular_threat_classification"]["popular_threat_name"].insert(0, {"value": None, "count": 99})
     fake_vt.add_route("GET", f"/files/{ORCUS}", body=report)
     result = enrich_checked(make_app(), fake_client, ORCUS)
-    assert result.warnings == ["sandbox verdict skipped: sandbox verdict of 'Broken' has no category"]
+    assert result.warnings == ["sandbox verdicts: the verdict of 'Broken' has no category, skipped"]
     assert [m["name"] for m in objects_of(result, "malware")] == ["orcusrat"]
+
+
+def test_a_flood_of_sandboxes_is_bounded(fake_vt, fake_client, samples_dir):
+    report = json.loads((samples_dir / "file_malicious_sigma_ids_sandbox_6b60666d.json").read_text())
+    report["data"]["attributes"]["sandbox_verdicts"] = {
+        f"box{i:03}": {"category": "malicious", "malware_classification": ["RAT"]} for i in range(80)
+    }
+    fake_vt.add_route("GET", f"/files/{ORCUS}", body=report)
+    result = enrich_checked(make_app(), fake_client, ORCUS)
+    assert result.warnings == ["sandbox verdicts: 80 sandbox verdicts, only the first 50 read"]
+    assert notes_by_abstract(result)[NOTE]["content"].count("| box0") == 50

@@ -115,3 +115,15 @@ def test_no_statistics_no_score(fake_client):
 def test_off_switch(fake_client):
     result = enrich_checked(make_app(VIRUSTOTAL_EXPLAIN_SCORE="false"), fake_client, MALICIOUS)
     assert NOTE not in notes_by_abstract(result)
+
+
+def test_reasons_from_a_chatty_plugin_are_bounded(fake_client):
+    @hookimpl
+    def vtf_score_reasons():
+        return [ScoreReason("chatty", "y" * 5000) for _ in range(100)]
+
+    extra = [("chatty", types.SimpleNamespace(vtf_score_reasons=vtf_score_reasons))]
+    content = explained(enrich_checked(make_app("file,explain,chatty", extra=extra), fake_client, MALICIOUS))
+    assert content.count("| neutral | chatty | ") == 60 - 3  # the report's own three reasons come first
+    assert "… and 43 more reason(s)." in content
+    assert "y" * 601 not in content

@@ -166,3 +166,18 @@ def test_sigma_yaml_names_what_is_missing():
         "detection": {"condition": "s", "details": {"s": json.dumps({"CommandLine|contains": "a: 'b'\n- c"})}},
     }}})
     assert yaml.safe_load(text)["detection"]["s"] == {"CommandLine|contains": "a: 'b'\n- c"}
+
+
+def test_a_flood_of_rules_keeps_the_note_bounded(fake_vt, fake_client, samples_dir):
+    report = json.loads((samples_dir / "file_powershell_ai_sigma_020876e6.json").read_text())
+    rules = report["data"]["attributes"]["sigma_analysis_results"]
+    report["data"]["attributes"]["sigma_analysis_results"] = [
+        dict(rules[i % len(rules)], rule_title=f"rule {i}", match_context=[{"values": {"CommandLine": "x" * 10_000}}])
+        for i in range(2000)
+    ]
+    fake_vt.add_route("GET", f"/files/{POWERSHELL}", body=report)
+    app = build_app("virustotal", env={"VTF_PLUGINS": "file,sigma", "VIRUSTOTAL_FILE_IMPORT_YARA": "false"},
+                    config_file=None)
+    content = notes_by_abstract(enrich_checked(app, fake_client, POWERSHELL))["VirusTotal Sigma Rules"]["content"]
+    assert "… and 1900 more rule(s)." in content
+    assert len(content) < 60_000
