@@ -301,3 +301,23 @@ def test_every_variable_the_docs_name_is_declared(document):
     declared = declared_variables(build_app(None, env={}, config_file=None)) | {"VTF_CONFIG_FILE"}
     # Abbreviated families in tables ("VIRUSTOTAL_{FILE,IP}_…") are not variables.
     assert {n for n in named if not n.endswith("_")} <= declared
+
+
+def test_replay_turns_on_what_costs_quota_unless_the_user_said_otherwise():
+    from vtframework.host.app import with_paid_features
+
+    paid = sorted(e.key.env_name for e in app(preset="virustotal").settings.entries() if e.key.costs_requests)
+    assert paid == ["VIRUSTOTAL_FILE_IMPORT_SIGMA", "VIRUSTOTAL_IMPORT_COMMUNITY"]
+    replayed = with_paid_features(app(preset="virustotal", env={"VIRUSTOTAL_IMPORT_COMMUNITY": "false"}))
+    assert replayed.settings["virustotal.file_import_sigma"] is True
+    assert replayed.settings.entry("virustotal.file_import_sigma").source == "replay"
+    assert replayed.settings["virustotal.import_community"] is False  # set in the environment: kept
+    assert app(preset="virustotal").settings["virustotal.file_import_sigma"] is False  # off by default
+
+
+def test_a_score_reason_leans_one_of_three_ways():
+    from vtframework import ScoreReason
+
+    assert ScoreReason("GTI", "verdict malicious", "malicious").points_to == "malicious"
+    with pytest.raises(ValueError, match="points_to must be one of malicious, benign, neutral"):
+        ScoreReason("GTI", "verdict malicious", "bad")

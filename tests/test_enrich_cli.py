@@ -31,10 +31,34 @@ def test_replay_without_values_enriches_every_recording(tmp_path):
     table = done.stderr.splitlines()
     assert table[0].split()[:3] == ["VALUE", "TYPE", "MALICIOUS"]
     row = next(line for line in table if line.startswith(MALICIOUS))
-    assert row.split()[1:8] == ["StixFile", "47/74", "72", row.split()[4], "2", "no", "ok"]
+    # The report, its YARA ruleset, and (replay turns on what costs quota) its comments and votes.
+    assert row.split()[1:8] == ["StixFile", "47/74", "72", row.split()[4], "4", "no", "ok"]
     assert "failed:" not in done.stderr
     types = {obj["type"] for obj in bundle["objects"]}
     assert {"identity", "marking-definition", "file", "note", "indicator", "relationship"} <= types
+
+
+def test_replay_shows_the_threat_context_features_that_cost_quota(tmp_path):
+    orcus = "6b60666d6ace3a450d54fe7b915c46632172ca0d4127d87873f0c111560e66cb"
+    done = vtframework("enrich", "--replay", orcus, "http://example.com/", "-o", "bundle.json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    bundle = json.loads((tmp_path / "bundle.json").read_text())
+    assert_valid_bundle(bundle)
+    objects = bundle["objects"]
+    # Off by default because they cost requests, on in replay because it costs none.
+    assert {o["name"] for o in objects if o.get("pattern_type") == "sigma"} == {
+        "Hidden Executable In NTFS Alternate Data Stream", "Unsigned DLL Loaded by Windows Utility",
+    }
+    assert {o["x_mitre_id"] for o in objects if o["type"] == "attack-pattern"} == {"T1564.004", "T1218.011"}
+    community = next(o for o in objects if o["type"] == "note" and o["abstract"] == "VirusTotal Community")
+    assert "the newest 10 weigh +17" in community["content"]
+    # Free features, on by default.
+    assert [o["name"] for o in objects if o["type"] == "malware"] == ["orcusrat"]
+    assert {o["pattern_type"] for o in objects if o["type"] == "indicator"} >= {"snort", "suricata", "sigma", "stix"}
+    assert sum(1 for o in objects if o["type"] == "note" and o["abstract"] == "VirusTotal Score Explained") == 2
+    row = next(line for line in done.stderr.splitlines() if line.startswith(orcus))
+    # The report, 6 YARA rulesets (not in the recordings: 6 warnings), 2 Sigma rules, comments, votes.
+    assert row.split()[5:7] == ["11", "no"] and "6 warning(s)" in row
 
 
 def test_values_from_a_file_and_stdout(tmp_path):

@@ -35,6 +35,12 @@ def sample_bytes(samples_dir, name: str) -> bytes:
         ("/analyses/u-2a1b402420ef46577471cdc7409b0fa2c6a204db316e59ade2d805435489a067-1569484202",
          "analysis_url_completed_u-2a1b4024.json"),
         ("/yara_rulesets/00888403c4", "yara_ruleset_00888403c4.json"),
+        ("/sigma_rules/5be9da0a90b142239a3ff2819edf2283938855da3b4c80d63d8e6db63c2c4fe7",
+         "sigma_rule_5be9da0a90_CONSTRUCTED.json"),
+        # Lists are served where their links.self says they were recorded (URLs: under the sha256 id).
+        ("/domains/github.com/comments", "domain_comments_github.com.json"),
+        ("/urls/2a1b402420ef46577471cdc7409b0fa2c6a204db316e59ade2d805435489a067/votes",
+         "url_votes_example.com_page1.json"),
     ],
 )
 def test_serves_recorded_responses_byte_for_byte(fake_vt, samples_dir, path, sample):
@@ -55,6 +61,16 @@ def test_unknown_file_answers_virustotals_not_found(fake_vt, samples_dir):
     answer = get(fake_vt, f"/files/{missing}")
     assert answer.status_code == 404
     assert answer.json() == recorded
+
+
+def test_comments_and_votes_of_a_known_object_without_any_are_an_empty_list(fake_vt):
+    answer = get(fake_vt, "/files/4bc00f7d638e042da764e8648c03c0db46700599dd4f08d117e3e9e8b538519b/comments?limit=10")
+    assert answer.status_code == 200
+    assert answer.json()["data"] == [] and "next" not in answer.json()["links"]
+    unknown = get(fake_vt, "/files/" + "0" * 64 + "/votes")
+    assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "NotFoundError")
+    other = get(fake_vt, "/domains/haiku-os.org/siblings")
+    assert other.status_code == 404  # only relationships the fake knows to answer empty
 
 
 def test_key_is_required_when_configured(fake_vt, samples_dir):

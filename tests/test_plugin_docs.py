@@ -39,7 +39,7 @@ def rows(title: str) -> dict[str, str]:
 
 def public_members(cls: type, instance: object | None = None) -> set[str]:
     """Fields, properties and methods a plugin can use (``_private`` ones and inherited ``object`` ones aside)."""
-    names = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+    names = {f.name for f in dataclasses.fields(cls) if not f.name.startswith("_")} if dataclasses.is_dataclass(cls) else set()
     names |= {name for name in vars(cls) if not name.startswith("_") and (
         isinstance(vars(cls)[name], property) or inspect.isfunction(vars(cls)[name]))}
     if instance is not None:

@@ -147,7 +147,7 @@ def test_a_follow_up_for_an_unknown_object_does_not_say_submit():
     def follow_up(observable, context):
         context.client.get("/sigma_rules/0e1d2c3b", subject="Sigma rule 0e1d2c3b")
 
-    result = enrich_offline(_app(("sigma", _plugin(vtf_stix_objects=follow_up))), MALICIOUS)
+    result = enrich_offline(_app(("sigmahq", _plugin(vtf_stix_objects=follow_up))), MALICIOUS)
     (failure,) = result.plugin_errors
     assert failure.message.startswith("NotFoundError: Sigma rule 0e1d2c3b: not found on VirusTotal (404 ")
     assert failure.message.endswith("; VirusTotal has no such object; check the value or skip it")

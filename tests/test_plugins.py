@@ -11,7 +11,10 @@ from vtframework.errors import PluginError
 from vtframework.host.plugins import DEFAULT_PLUGINS, build_host
 from vtframework.testing import enrich_offline, plugin_app
 
-BUILTINS = ["file", "ip", "domain", "url", "downloader", "livehunt"]
+BUILTINS = [
+    "file", "ip", "domain", "url", "downloader", "livehunt",
+    "sigma", "ids", "malware_config", "classification", "crowdsourced_context", "community", "explain",
+]
 
 
 def _plugin(name: str, **hooks) -> types.SimpleNamespace:
@@ -134,17 +137,17 @@ def test_example_plugin_is_discovered_through_its_entry_point():
 
 
 def test_a_plugin_that_failed_to_import_is_in_every_result(monkeypatch):
-    install_broken(monkeypatch, "sigma", "vtframework-sigma", ModuleNotFoundError("No module named 'sigma_parser'"))
+    install_broken(monkeypatch, "sigmahq", "vtframework-sigmahq", ModuleNotFoundError("No module named 'sigma_parser'"))
     with plugin_app(installed=True) as app:
         result = enrich_offline(app, "4bc00f7d638e042da764e8648c03c0db46700599dd4f08d117e3e9e8b538519b")
     assert result.ok
-    (failure,) = [f for f in result.plugin_errors if f.plugin == "sigma"]
+    (failure,) = [f for f in result.plugin_errors if f.plugin == "sigmahq"]
     assert failure.hook is None
     assert str(failure) == (
-        "plugin 'sigma' failed to load: import failed: ModuleNotFoundError: No module named 'sigma_parser' "
-        "(vtframework-sigma)"
+        "plugin 'sigmahq' failed to load: import failed: ModuleNotFoundError: No module named 'sigma_parser' "
+        "(vtframework-sigmahq)"
     )
-    assert "plugin 'sigma' failed to load" in result.message
+    assert "plugin 'sigmahq' failed to load" in result.message
 
 
 def test_isolated_hosts_load_the_builtins_only():

@@ -42,7 +42,10 @@ def test_fixtures_enrich_offline_with_the_plugin_under_test(vtf_enrich, vtf_fake
     assert not [o for o in result.objects if o["type"] == "indicator" and o["pattern_type"] == "stix"]
     assert vtf_fake_vt.count("/api/v3/files/") == 1
     assert vtf_enrich("{MALICIOUS}").requests == 0  # one state for the test: the repeat is cached
-    assert sorted(vtf_app.host.loaded) == ["domain", "file", "ip", "test-plugin", "url"]
+    assert sorted(vtf_app.host.loaded) == [
+        "classification", "community", "crowdsourced_context", "domain", "explain", "file", "ids", "ip",
+        "malware_config", "sigma", "test-plugin", "url",
+    ]
 
 
 def test_a_plugin_and_routes_given_per_call(vtf_enrich):

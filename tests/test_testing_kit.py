@@ -61,13 +61,13 @@ def test_enrich_offline_serves_extra_samples_and_routes(tmp_path, samples_dir):
     (tmp_path / "sigma.json").write_text(json.dumps(SIGMA_RULE))
     plugin = types.SimpleNamespace(vtf_stix_objects=hookimpl(_follow_up))
     routes = {f"/files/{MALICIOUS}/contacted_ips": {"data": [{"type": "ip_address", "id": "192.0.2.7"}]}}
-    with plugin_app(plugin, name="sigma") as app:
+    with plugin_app(plugin, name="sigmahq") as app:
         result = enrich_offline(app, MALICIOUS, samples_dir=[samples_dir, tmp_path], routes=routes)
         assert result.ok and not result.plugin_errors, result.message
         (note,) = [n for n in objects_of(result, "note") if n["abstract"] == "Suspicious PowerShell Download"]
         assert json.loads(note["content"]) == [{"type": "ip_address", "id": "192.0.2.7"}]
         gone = enrich_offline(app, MALICIOUS, routes={f"/files/{MALICIOUS}/contacted_ips": (404, {})})
-    assert gone.ok and [f.plugin for f in gone.plugin_errors] == ["sigma"]
+    assert gone.ok and [f.plugin for f in gone.plugin_errors] == ["sigmahq"]
     assert "NotFoundError" in gone.plugin_errors[0].message
 
 

@@ -26,6 +26,7 @@ from vtframework.records import (
     Observable,
     PluginFailure,
     PluginInfo,
+    ScoreReason,
     StreamEvent,
     VTQuery,
 )
@@ -52,6 +53,9 @@ _LAZY: dict[str, str] = {
     "VTClient": "vtframework.vt.client",
     "ClientConfig": "vtframework.vt.client",
     "url_id": "vtframework.vt.client",
+    "extract_malware_configs": "vtframework.vt.malware_config",
+    "MalwareConfigs": "vtframework.vt.malware_config",
+    "C2Address": "vtframework.vt.malware_config",
     # STIX
     "StixFactory": "vtframework.stix.factory",
     "AUTHOR_ID": "vtframework.stix.factory",
@@ -78,6 +82,7 @@ _LAZY: dict[str, str] = {
 }
 #: Public sub-modules reachable as attributes (``from vtframework import blocks``).
 _LAZY_MODULES: dict[str, str] = {
+    "addons": "vtframework.pipeline.addons",
     "blocks": "vtframework.pipeline.blocks",
     "errors": "vtframework.errors",
     "hookspecs": "vtframework.hookspecs",
@@ -114,7 +119,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from vtframework.host.config import Settings
     from vtframework.host.core_keys import indicator_keys
     from vtframework.host.services import open_app_state, open_client
-    from vtframework.pipeline import blocks
+    from vtframework.pipeline import addons, blocks
     from vtframework.pipeline.download import fetch_sample, save_sample
     from vtframework.pipeline.enrich import Pipeline, bundle
     from vtframework.policy.egress import EgressRefused, check_lookup, most_restrictive_tlp
@@ -124,6 +129,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from vtframework.stix.factory import AUTHOR_ID, StixFactory, pattern_for
     from vtframework.stix.observables import from_value, lookup_hash, observables_in_pattern
     from vtframework.vt.client import ClientConfig, VTClient, url_id
+    from vtframework.vt.malware_config import C2Address, MalwareConfigs, extract_malware_configs
 
 __all__ = [
     "hookimpl",
@@ -133,6 +139,7 @@ __all__ = [
     "Observable",
     "PluginFailure",
     "PluginInfo",
+    "ScoreReason",
     "StreamEvent",
     "VTQuery",
     *_LAZY,

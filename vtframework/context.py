@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
-from vtframework.records import Observable, PluginFailure
+from vtframework.records import Observable, PluginFailure, ScoreReason
 
 if TYPE_CHECKING:  # pragma: no cover
     from vtframework.host.config import Settings
@@ -48,6 +48,12 @@ class EnrichmentContext:
     #: What the summary table shows: malicious, total, score.
     summary: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: What a plugin keeps for the rest of this enrichment, under a key of its own (an answer its
+    #: ``vtf_stix_objects`` fetched that its ``vtf_score_reasons`` needs again, failure included).
+    memo: dict[Any, Any] = field(default_factory=dict)
+    #: Set by the pipeline once the report is in: asks every plugin's ``vtf_score_reasons``.
+    _reasons_source: Callable[[], list[ScoreReason]] | None = field(default=None, repr=False)
+    _reasons: list[ScoreReason] | None = field(default=None, repr=False)
 
     @property
     def target_id(self) -> str:
@@ -61,6 +67,22 @@ class EnrichmentContext:
         """Record a problem that costs part of the enrichment but not all of it."""
         self.warnings.append(message)
         self.log.warning("%s: %s", self.observable.value, message)
+
+    def score_reasons(self) -> list[ScoreReason]:
+        """What the plugins say argues for or against the score (``vtf_score_reasons``).
+
+        Collected on the first call and kept for the rest of the enrichment;
+        empty before the report is in, and while it is being collected (a
+        plugin asking from inside its own ``vtf_score_reasons`` gets nothing,
+        not a loop).
+        """
+        if self._reasons is None:
+            source = self._reasons_source
+            if source is None:
+                return []
+            self._reasons_source, self._reasons = None, []
+            self._reasons = list(source())
+        return list(self._reasons)
 
 
 @dataclass

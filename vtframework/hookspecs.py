@@ -21,7 +21,7 @@ import pluggy
 if TYPE_CHECKING:  # pragma: no cover
     from vtframework.context import EnrichmentContext, StreamContext
     from vtframework.host.config import Settings
-    from vtframework.records import CliCommand, ConfigKey, Observable, StreamEvent, VTQuery
+    from vtframework.records import CliCommand, ConfigKey, Observable, ScoreReason, StreamEvent, VTQuery
 
 PROJECT = "vtframework"
 
@@ -135,6 +135,38 @@ def vtf_stix_objects(
         ``settings``, ``warn(message)``, ``log``.
     :param settings: The validated, frozen settings.
     :return: STIX objects (stix2 objects or dicts) to add to the bundle.
+
+    .. versionadded:: 0.1
+    """
+
+
+@_hookspec
+def vtf_score_reasons(
+    observable: "Observable", report: "dict[str, Any]", context: Any, settings: "Settings"
+) -> "Iterable[ScoreReason] | None":
+    """Say what argues for or against the score of one enriched observable.
+
+    Asked once per enrichment, the first time a plugin calls
+    ``context.score_reasons()`` (the built-in ``explain`` plugin does, to
+    write the "why this score" note), on every plugin that implements it,
+    each inside its own error boundary. Reasons come from what the plugin
+    knows beyond the report itself (a verdict fetched from another endpoint,
+    the community's votes, an in-house reputation); the report's own
+    detections, rules and sandbox verdicts are already explained. A
+    follow-up request must go through ``context.client`` (cached, counted).
+
+    :param observable: The observable being enriched.
+    :param report: VirusTotal's answer (``{"data": {...}}``).
+    :param context: The :class:`~vtframework.context.EnrichmentContext`.
+    :param settings: The validated, frozen settings.
+    :return: :class:`~vtframework.records.ScoreReason` records, or nothing.
+
+    Example::
+
+        @hookimpl
+        def vtf_score_reasons(report):
+            if in_house_blocklist(report["data"]["id"]):
+                return [ScoreReason("SOC blocklist", "listed since 2024-05-01", "malicious")]
 
     .. versionadded:: 0.1
     """

@@ -35,6 +35,9 @@ class ConfigKey:
     choices: tuple[str, ...] | None = None
     #: Smallest accepted value for ``int`` and ``float`` keys.
     minimum: float | None = None
+    #: A switch (``bool``) that turns on extra VirusTotal requests. Off by default
+    #: because it spends quota; ``enrich --replay`` turns it on (replay costs none).
+    costs_requests: bool = False
 
     def __post_init__(self) -> None:
         if self.type not in CONFIG_TYPES:
@@ -94,6 +97,28 @@ class Observable:
     @property
     def id(self) -> str:
         return str(self.stix.get("id", ""))
+
+
+@dataclass(frozen=True)
+class ScoreReason:
+    """One thing that argues for or against an observable's score, for the analyst who reads it.
+
+    ``source`` says who says it (``GTI``, ``Community votes``, your plugin's
+    name), ``text`` what it says in one line, ``points_to`` which way it leans:
+    ``malicious``, ``benign`` or ``neutral``.
+    """
+
+    source: str
+    text: str
+    points_to: str = "neutral"
+
+    def __post_init__(self) -> None:
+        if self.points_to not in SCORE_LEANINGS:
+            raise ValueError(f"score reason {self.source!r}: points_to must be one of {', '.join(SCORE_LEANINGS)}")
+
+
+#: Which way a :class:`ScoreReason` may lean.
+SCORE_LEANINGS = ("malicious", "benign", "neutral")
 
 
 @dataclass(frozen=True)

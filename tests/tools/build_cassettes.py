@@ -65,6 +65,33 @@ SUBMIT_EXAMPLE_URL = interaction("POST", "/urls", "analysis_descriptor_url_analy
 SUBMIT_EXAMPLE_URL["request"]["body"] = "url=http%3A%2F%2Fexample.com%2F"
 EXAMPLE_ANALYSIS_ID = "u-2a1b402420ef46577471cdc7409b0fa2c6a204db316e59ade2d805435489a067-1571525812"
 
+ORCUS = "6b60666d6ace3a450d54fe7b915c46632172ca0d4127d87873f0c111560e66cb"
+POWERSHELL = "020876e69dac4b2cb5b75a616dbdac8b913f3cc06fbabd8f8dd3277691ba48b6"
+CLEAN_NOISY = "29bd5781eb25da10c05b9e4074c08b5c0d5127abd4e278066973a725463884c3"
+DISAGREEING = "52d3df0ed60c46f336c131bf2ca454f73bafdc4b04dfa2aea80746f5ba9e6d1c"
+EXAMPLE_URL_SHA256 = "2a1b402420ef46577471cdc7409b0fa2c6a204db316e59ade2d805435489a067"
+ORCUS_REPORT = interaction("GET", f"/files/{ORCUS}", "file_malicious_sigma_ids_sandbox_6b60666d.json")
+POWERSHELL_REPORT = interaction("GET", f"/files/{POWERSHELL}", "file_powershell_ai_sigma_020876e6.json")
+CLEAN_NOISY_REPORT = interaction("GET", f"/files/{CLEAN_NOISY}", "file_clean_sigma_ids_29bd5781.json")
+DISAGREEING_REPORT = interaction("GET", f"/files/{DISAGREEING}", "file_malicious_52d3df0e.json")
+
+
+def sigma_rules(sample: str, levels: tuple[str, ...] = ("critical", "high", "medium", "low")) -> list[dict]:
+    """The (CONSTRUCTED) /sigma_rules answers of a file sample's rules, highest level first."""
+    import json
+
+    results = json.loads((SAMPLES / sample).read_text(encoding="utf-8"))["data"]["attributes"]["sigma_analysis_results"]
+    order = ("critical", "high", "medium", "low")
+    ranked = sorted(results, key=lambda r: order.index(r["rule_level"]))
+    return [
+        interaction("GET", f"/sigma_rules/{r['rule_id']}", f"sigma_rule_{r['rule_id'][:10]}_CONSTRUCTED.json")
+        for r in ranked if r["rule_level"] in levels
+    ]
+
+
+COMMENTS = "?limit=10&relationships=author"
+VOTES = "?limit=40"
+
 CASSETTES_BY_TEST = {
     "test_file_plugin/test_malicious_file_with_yara": [
         interaction("GET", f"/files/{MALICIOUS}", "file_malicious_4bc00f7d.json"),
@@ -120,6 +147,51 @@ CASSETTES_BY_TEST = {
     ],
     "test_url_plugin/test_unseen_url_with_submission_off_is_not_found": [
         interaction("GET", f"/urls/{EXAMPLE_URL_ID}{WITH_SERVING_IP}", "error_404_NotFoundError_file.json", 404),
+    ],
+    # Threat context beyond detection counts (the feature plugins).
+    "test_sigma_plugin/test_matched_rules_become_indicators_of_attack_patterns": [
+        ORCUS_REPORT, *sigma_rules("file_malicious_sigma_ids_sandbox_6b60666d.json"),
+    ],
+    "test_sigma_plugin/test_off_by_default_the_note_costs_no_request": [ORCUS_REPORT],
+    "test_sigma_plugin/test_lowest_level_limits_the_requests": [
+        POWERSHELL_REPORT, *sigma_rules("file_powershell_ai_sigma_020876e6.json", ("critical", "high")),
+    ],
+    "test_sigma_plugin/test_clean_file_keeps_its_rules": [
+        CLEAN_NOISY_REPORT, *sigma_rules("file_clean_sigma_ids_29bd5781.json"),
+    ],
+    "test_ids_plugin/test_rules_and_the_traffic_they_saw": [ORCUS_REPORT],
+    "test_ids_plugin/test_alert_hostname_and_url": [CLEAN_NOISY_REPORT],
+    "test_ids_plugin/test_cap_on_rules_is_said": [ORCUS_REPORT],
+    "test_malware_config_plugin/test_orcusrat_configuration": [ORCUS_REPORT],
+    "test_malware_config_plugin/test_through_an_indicator": [ORCUS_REPORT],
+    "test_malware_config_plugin/test_cap_on_c2_is_said": [ORCUS_REPORT],
+    "test_classification_plugin/test_family_sandboxes_and_labels": [ORCUS_REPORT],
+    "test_classification_plugin/test_engines_and_the_sandbox_disagree": [DISAGREEING_REPORT],
+    "test_classification_plugin/test_two_votes_make_no_family": [POWERSHELL_REPORT],
+    "test_classification_plugin/test_clean_file_with_harmless_sandboxes": [CLEAN_NOISY_REPORT],
+    "test_crowdsourced_context_plugin/test_ip_context_in_a_note_and_a_reason": [
+        interaction("GET", "/ip_addresses/8.8.8.8", "ip_address_8.8.8.8_2026.json"),
+    ],
+    "test_community_plugin/test_url_comments_and_weighted_votes": [
+        interaction("GET", f"/urls/{EXAMPLE_URL_ID}{WITH_SERVING_IP}", "url_clean_example.com_2a1b4024.json"),
+        interaction("GET", f"/urls/{EXAMPLE_URL_SHA256}/comments{COMMENTS}", "url_comments_example.com_page1.json"),
+        interaction("GET", f"/urls/{EXAMPLE_URL_SHA256}/votes{VOTES}", "url_votes_example.com_page1.json"),
+    ],
+    "test_community_plugin/test_domain_comments_without_votes": [
+        interaction("GET", "/domains/github.com", "domain_clean_github.com_2019.json"),
+        interaction("GET", f"/domains/github.com/comments{COMMENTS}", "domain_comments_github.com.json"),
+        interaction("GET", f"/domains/github.com/votes{VOTES}", "domain_votes_github.com_empty_CONSTRUCTED.json"),
+    ],
+    "test_community_plugin/test_off_by_default": [
+        interaction("GET", f"/urls/{EXAMPLE_URL_ID}{WITH_SERVING_IP}", "url_clean_example.com_2a1b4024.json"),
+    ],
+    "test_explain_plugin/test_file_score_explained": [
+        interaction("GET", f"/files/{MALICIOUS}", "file_malicious_4bc00f7d.json"),
+        interaction("GET", "/yara_rulesets/00888403c4", "yara_ruleset_00888403c4.json"),
+    ],
+    "test_explain_plugin/test_disagreement_is_a_reason": [DISAGREEING_REPORT],
+    "test_explain_plugin/test_reasons_of_other_plugins": [
+        interaction("GET", "/ip_addresses/8.8.8.8", "ip_address_8.8.8.8_2026.json"),
     ],
 }
 

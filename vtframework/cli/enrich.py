@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +15,7 @@ from typing import IO, Any, Callable, Iterator
 from vtframework.cli.common import EXIT_FAILED, EXIT_OK, UsageError
 from vtframework.context import EnrichmentResult
 from vtframework.errors import InputError
-from vtframework.host.app import App
+from vtframework.host.app import App, with_paid_features
 from vtframework.host.services import open_app_state, open_client
 from vtframework.pipeline.enrich import Pipeline, bundle
 from vtframework.policy.tlp import normalize_tlp
@@ -34,6 +35,13 @@ REPLAY_VALUES = (
     "haiku-os.org",
     "http://soclosebutyetqq.com/69.exe",
     "http://example.com/",
+    # Threat context beyond detections: Sigma, IDS, sandboxes, a malware configuration, a disagreement.
+    "6b60666d6ace3a450d54fe7b915c46632172ca0d4127d87873f0c111560e66cb",
+    "020876e69dac4b2cb5b75a616dbdac8b913f3cc06fbabd8f8dd3277691ba48b6",
+    "29bd5781eb25da10c05b9e4074c08b5c0d5127abd4e278066973a725463884c3",
+    "52d3df0ed60c46f336c131bf2ca454f73bafdc4b04dfa2aea80746f5ba9e6d1c",
+    "8.8.8.8",
+    "github.com",
 )
 
 
@@ -171,6 +179,26 @@ def run(args: argparse.Namespace, app_factory: Callable[..., App]) -> int:
         raise UsageError(f"enrich: --tlp {args.tlp!r} is not a TLP (CLEAR, GREEN, AMBER, AMBER+STRICT, RED)") from None
     values = read_values(args)
     app = app_factory("virustotal")
+    if args.replay:  # recorded answers cost no quota: show the features that spend it too
+        app = with_paid_features(app)
+    with _quiet_pipeline(not getattr(args, "verbose", 0)):
+        return _enrich_all(args, app, values, tlp)
+
+
+@contextlib.contextmanager
+def _quiet_pipeline(quiet: bool) -> Iterator[None]:
+    """The summary lists every warning; without -v the pipeline's log would say each one twice."""
+    logger = logging.getLogger("vtframework.pipeline")
+    level = logger.level
+    if quiet:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _enrich_all(args: argparse.Namespace, app: App, values: list[str], tlp: str) -> int:
     results: list[EnrichmentResult | None] = [None] * len(values)
     observables: dict[int, Any] = {}
     for index, value in enumerate(values):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,3 +81,17 @@ def build_app(
     )
     settings.config_file = config_file
     return App(host=host, settings=settings, preset=chosen, env=env)
+
+
+def with_paid_features(app: App, source: str = "replay") -> App:
+    """The app with every switch that costs VirusTotal requests turned on, unless the user set it.
+
+    For ``enrich --replay``: recorded answers cost no quota, so the features
+    that are off by default to save it are shown too.
+    """
+    switches = {
+        entry.key.path: True
+        for entry in app.settings.entries()
+        if entry.key.costs_requests and entry.key.type == "bool" and entry.source in ("default", "preset")
+    }
+    return dataclasses.replace(app, settings=app.settings.overridden(switches, source))

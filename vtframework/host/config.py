@@ -176,6 +176,14 @@ class Settings(Mapping[str, Any]):
     def entry(self, path: str) -> Value:
         return self._values[path]
 
+    def overridden(self, values: Mapping[str, Any], source: str) -> "Settings":
+        """A copy with ``values`` (valid values of declared keys) in place, shown as coming from ``source``."""
+        updated = dict(self._values)
+        for path, value in values.items():
+            updated[path] = Value(self._values[path].key, value, source)
+        copy = Settings(updated, self.config_file, self._raw)
+        return copy
+
     def entries(self) -> list[Value]:
         return list(self._values.values())
 

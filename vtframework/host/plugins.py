@@ -42,6 +42,13 @@ DEFAULT_PLUGINS: dict[str, str] = {
     "url": "vtframework_plugins.url",
     "downloader": "vtframework_plugins.downloader",
     "livehunt": "vtframework_plugins.livehunt",
+    "sigma": "vtframework_plugins.sigma",
+    "ids": "vtframework_plugins.ids",
+    "malware_config": "vtframework_plugins.malware_config",
+    "classification": "vtframework_plugins.classification",
+    "crowdsourced_context": "vtframework_plugins.crowdsourced_context",
+    "community": "vtframework_plugins.community",
+    "explain": "vtframework_plugins.explain",
 }
 
 _TRUE = {"1", "true", "yes", "on"}

@@ -24,12 +24,16 @@ class Preset:
     description: str = ""
 
 
+#: Typeless features the enrichment preset adds to every file, IP, domain and URL; those
+#: that cost VirusTotal requests are off until their own switch turns them on.
+FEATURES = ("sigma", "ids", "malware_config", "classification", "crowdsourced_context", "community", "explain")
+
 PRESETS: dict[str, Preset] = {
     preset.name: preset
     for preset in (
         Preset(
             "virustotal",
-            ("file", "ip", "domain", "url"),
+            ("file", "ip", "domain", "url", *FEATURES),
             "virustotal.token",
             {
                 "connector.id": "virustotal--9b7842f4-078f-4cec-8550-1c586d075a77",

@@ -19,7 +19,7 @@ from vtframework.host.app import App
 from vtframework.pipeline import blocks
 from vtframework.policy.egress import EgressRefused, check_lookup, upload_allowed
 from vtframework.policy.markings import TLP_MARKING_BY_ID
-from vtframework.records import Observable, PluginFailure, VTQuery
+from vtframework.records import Observable, PluginFailure, ScoreReason, VTQuery
 from vtframework.stix.factory import StixFactory, author, to_dict
 
 log = logging.getLogger("vtframework.pipeline")
@@ -160,6 +160,7 @@ class Pipeline:
         if not blocks.attributes(report) and not isinstance((report.get("data") or {}).get("attributes"), dict):
             raise MalformedResponse("the answer has no data.attributes", subject=query.subject or subject)
         settings = self.app.settings
+        context._reasons_source = lambda: self._score_reasons(context, report)
         created = self.app.host.call_plugin(
             owner, "vtf_stix_objects", observable=observable, report=report, context=context, settings=settings
         )
@@ -174,6 +175,23 @@ class Pipeline:
             objects.extend(result)
         markings = [TLP_MARKING_BY_ID[m] for m in observable.markings if m in TLP_MARKING_BY_ID]
         return dedupe([to_dict(author()), *markings, context.target, *(to_dict(obj) for obj in objects)])
+
+    def _score_reasons(self, context: EnrichmentContext, report: Mapping[str, Any]) -> list[ScoreReason]:
+        """Every plugin's ``vtf_score_reasons``; a plugin that fails costs its reasons, with a warning."""
+        answers, failures = self.app.host.call_each(
+            "vtf_score_reasons", observable=context.observable, report=report, context=context,
+            settings=self.app.settings,
+        )
+        for failure in failures:
+            context.warn(str(failure))
+        reasons: list[ScoreReason] = []
+        for plugin, answer in answers:
+            for reason in _as_list(answer):
+                if isinstance(reason, ScoreReason):
+                    reasons.append(reason)
+                else:
+                    context.warn(f"plugin {plugin!r} gave a score reason that is not a ScoreReason: {reason!r:.80}")
+        return reasons
 
     def _lookup(self, owner: str, query: VTQuery, context: EnrichmentContext) -> dict[str, Any]:
         subject = query.subject or subject_of(context.observable)
@@ -239,6 +257,13 @@ def describe(summary: Mapping[str, Any]) -> str:
     if summary.get("score") is not None:
         text += f", score {summary['score']}"
     return text
+
+
+def _as_list(answer: Any) -> list[Any]:
+    """A hook's answer as a list: one record alone, or any iterable of them."""
+    if isinstance(answer, (str, bytes, Mapping)) or not isinstance(answer, Iterable):
+        return [answer]
+    return list(answer)
 
 
 def dedupe(objects: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -13,7 +13,19 @@ import json
 from typing import Any, Iterable, Mapping
 
 import stix2
-from pycti import Identity, Indicator, Location, Note, StixCoreRelationship
+from pycti import (
+    AttackPattern,
+    CustomObservableHostname,
+    CustomObservableText,
+    Identity,
+    Indicator,
+    Location,
+    Malware,
+    Note,
+    StixCoreRelationship,
+)
+
+from vtframework.context import STIX_EXT_OCTI_SCO
 
 AUTHOR_ID = Identity.generate_id("VirusTotal", "organization")
 
@@ -24,6 +36,17 @@ PATTERN_PATHS = {
     "Domain-Name": "domain-name:value",
     "Hostname": "hostname:value",
     "Url": "url:value",
+}
+
+
+#: OpenCTI observable types made of a single ``value``, and their STIX classes.
+VALUE_OBSERVABLES: dict[str, type] = {
+    "IPv4-Addr": stix2.IPv4Address,
+    "IPv6-Addr": stix2.IPv6Address,
+    "Domain-Name": stix2.DomainName,
+    "Hostname": CustomObservableHostname,
+    "Url": stix2.URL,
+    "Text": CustomObservableText,
 }
 
 
@@ -96,18 +119,23 @@ class StixFactory:
         content: str,
         refs: Iterable[str],
         note_types: Iterable[str] = ("external",),
+        external_references: Iterable[Mapping[str, Any]] = (),
     ) -> stix2.Note:
         """A note whose id depends on its abstract and content only.
 
         The content reflects one VirusTotal analysis, so the same analysis
         gives the same note (upserted), and a new analysis a new note.
         """
+        optional: dict[str, Any] = {}
+        if external_references:
+            optional["external_references"] = list(external_references)
         return stix2.Note(
             id=Note.generate_id(None, content, abstract),
             abstract=abstract,
             content=content,
             object_refs=list(dict.fromkeys(refs)),
             note_types=list(note_types),
+            **optional,
             **self._common(),
         )
 
@@ -153,6 +181,37 @@ class StixFactory:
             **self._common(),
         )
 
+    def malware(self, name: str, *, is_family: bool = True, description: str | None = None) -> stix2.Malware:
+        """A malware (family by default) keyed by its name as OpenCTI keys it.
+
+        The id depends on the lower-cased name only, so "OrcusRAT" from one
+        file and "orcusrat" from another are the same entity, and the same as
+        one OpenCTI already holds under that name.
+        """
+        optional: dict[str, Any] = {"description": description} if description else {}
+        return stix2.Malware(
+            id=Malware.generate_id(name),
+            name=name,
+            is_family=is_family,
+            **optional,
+            **self._common(),
+        )
+
+    def attack_pattern(self, mitre_id: str, name: str | None = None) -> stix2.AttackPattern:
+        """An ATT&CK technique keyed by its MITRE id (``T1059.001``), as OpenCTI keys them.
+
+        The id depends on the MITRE id only, so the object upserts onto the
+        technique OpenCTI imported from MITRE; without a known name the id
+        stands in for it.
+        """
+        technique = mitre_id.strip().upper()
+        return stix2.AttackPattern(
+            id=AttackPattern.generate_id(name or technique, technique),
+            name=name or technique,
+            x_mitre_id=technique,
+            **self._common(),
+        )
+
     def country(self, name: str, code: str) -> stix2.Location:
         """A country that matches OpenCTI's own country entities (keyed by full name)."""
         return stix2.Location(
@@ -182,6 +241,28 @@ class StixFactory:
         if self.markings:
             stamp["object_marking_refs"] = self.markings
         return cls(**properties, **stamp)
+
+    def value_observable(
+        self, entity_type: str, value: str, *, description: str | None = None, labels: Iterable[str] = ()
+    ) -> Any:
+        """The SCO of an OpenCTI entity type that is just a value (``IPv4-Addr``, ``Url``, ``Text``…).
+
+        ``description`` and ``labels`` go into OpenCTI's observable extension,
+        where OpenCTI reads them.
+        """
+        try:
+            cls = VALUE_OBSERVABLES[entity_type]
+        except KeyError:
+            raise ValueError(f"{entity_type} is not an observable made of a value alone") from None
+        extra: dict[str, Any] = {}
+        if description or labels:
+            ext: dict[str, Any] = {"extension_type": "property-extension"}
+            if description:
+                ext["description"] = description
+            if labels:
+                ext["labels"] = list(dict.fromkeys(labels))
+            extra["extensions"] = {STIX_EXT_OCTI_SCO: ext}
+        return self.observable(cls, value=value, **extra)
 
 
 def external_reference(url: str, description: str = "VirusTotal Report") -> dict[str, str]:

@@ -45,6 +45,7 @@ COLLECTIONS = {
     "domain": "domains",
     "analysis": "analyses",
     "yara_ruleset": "yara_rulesets",
+    "sigma_rule": "sigma_rules",
 }
 # VirusTotal's real 404 names the object kind first ('File "<hash>" not found'); the
 # other kinds follow the same pattern.
@@ -55,7 +56,12 @@ _KIND = {
     "domains": "Domain",
     "analyses": "Analysis",
     "yara_rulesets": "YARA ruleset",
+    "sigma_rules": "Sigma rule",
 }
+#: Relationships of files, URLs, domains and IPs that VirusTotal answers with an empty
+#: list (not a 404) for an object it knows that has none: a known object with no
+#: recording of them gets that empty answer.
+EMPTY_WHEN_NONE = ("comments", "votes")
 
 
 def collection_of(object_type: str) -> str:
@@ -133,6 +139,8 @@ class FakeVirusTotal(LocalServer):
         self._port = port
         self._samples: dict[tuple[str, str], bytes] = {}
         self._collections: set[str] = set(_KIND)
+        #: Recorded list answers (comments, votes…) by the API path of their ``links.self``.
+        self._lists: dict[str, bytes] = {}
         self._routes: dict[tuple[str, str], _Route] = {}
         self._downloads: dict[str, bytes | int | tuple[str, int]] = {}
         self._faults: list[_Fault] = []
@@ -182,9 +190,11 @@ class FakeVirusTotal(LocalServer):
             raise ValueError('not a VirusTotal object answer: expected {"data": {"type": ..., "id": ...}}')
 
     def _index(self, raw: bytes) -> bool:
-        """Serve ``raw`` if it is one object; False when it is other JSON."""
+        """Serve ``raw`` if it is one object or a recorded list; False when it is other JSON."""
         doc = json.loads(raw)
         data = doc.get("data") if isinstance(doc, dict) else None
+        if isinstance(data, list):
+            return self._index_list(doc, raw)
         if not isinstance(data, dict) or not isinstance(data.get("type"), str) or "id" not in data:
             return False
         collection = collection_of(data["type"])
@@ -202,6 +212,15 @@ class FakeVirusTotal(LocalServer):
                 if key in self._samples and not attrs:
                     continue
                 self._samples[key] = raw
+        return True
+
+    def _index_list(self, doc: dict[str, Any], raw: bytes) -> bool:
+        """A recorded list (``/domains/x/comments``) is served at the path its ``links.self`` names."""
+        link = (doc.get("links") or {}).get("self") if isinstance(doc.get("links"), dict) else None
+        if not (isinstance(link, str) and API_PREFIX + "/" in link):
+            return False
+        with self._lock:
+            self._lists[unquote(urlsplit(link).path).split(API_PREFIX, 1)[1]] = raw
         return True
 
     def add_route(
@@ -402,7 +421,22 @@ class FakeVirusTotal(LocalServer):
             if raw is not None:
                 return h.send(200, raw)
             return h.send(404, _envelope("NotFoundError", f'{_kind(collection)} "{ident}" not found'))
+        if len(parts) == 3 and parts[0] in self._collections:
+            return self._serve_relationship(h, *parts)
         return h.send(404, _envelope("NotFoundError", f"Resource not found: {api_path}"))
+
+    def _serve_relationship(self, h: "_Handler", collection: str, ident: str, name: str) -> int:
+        """A recorded list, else VirusTotal's empty answer for a known object, else its 404."""
+        raw = self._lists.get(f"/{collection}/{ident}/{name}")
+        if raw is not None:
+            return h.send(200, raw)
+        key = (collection, ident.lower() if collection == "files" else ident)
+        if key not in self._samples:
+            return h.send(404, _envelope("NotFoundError", f'{_kind(collection)} "{ident}" not found'))
+        if name not in EMPTY_WHEN_NONE:
+            return h.send(404, _envelope("NotFoundError", f"Resource not found: /{collection}/{ident}/{name}"))
+        self_link = f"https://www.virustotal.com/api/v3/{collection}/{ident}/{name}?limit=10"
+        return h.send(200, json.dumps({"data": [], "links": {"self": self_link}}).encode())
 
     def _serve_download_link(self, h: "_Handler", sha256: str, kind: str) -> int:
         with self._lock:
@@ -552,10 +586,17 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         fake = self.server.fake
-        index = fake._record(self, path, parts.query, body)
+        index = self._log_index = fake._record(self, path, parts.query, body)
         fake._set_status(index, fake._answer(self, path, parts.query, body))
 
     do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        # Logged before the answer leaves: a client that has read it finds its status in the log.
+        index = getattr(self, "_log_index", None)
+        if index is not None:
+            self.server.fake._set_status(index, code)
+        super().send_response(code, message)
 
     def send(
         self,

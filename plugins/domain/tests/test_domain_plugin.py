@@ -26,7 +26,8 @@ ALL_ON = {
 
 
 def make_app(**env):
-    return build_app("virustotal", env={"VTF_EXTERNAL_PLUGINS": "false", **env}, config_file=None)
+    # The domain plugin alone: the feature plugins (explain, classification…) are tested on their own.
+    return build_app("virustotal", env={"VTF_PLUGINS": "domain", **env}, config_file=None)
 
 
 @pytest.mark.vcr

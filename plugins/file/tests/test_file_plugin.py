@@ -33,7 +33,8 @@ AMBER = TLP_MARKINGS["TLP:AMBER"]["id"]
 
 @pytest.fixture
 def app():
-    return build_app("virustotal", env={"VTF_EXTERNAL_PLUGINS": "false"}, config_file=None)
+    # The file plugin alone: the feature plugins (explain, classification…) are tested on their own.
+    return build_app("virustotal", env={"VTF_PLUGINS": "file"}, config_file=None)
 
 
 @pytest.fixture

@@ -30,7 +30,8 @@ ALL_ON = {
 
 
 def make_app(**env):
-    return build_app("virustotal", env={"VTF_EXTERNAL_PLUGINS": "false", **env}, config_file=None)
+    # The ip plugin alone: the feature plugins (explain, classification…) are tested on their own.
+    return build_app("virustotal", env={"VTF_PLUGINS": "ip", **env}, config_file=None)
 
 
 @pytest.mark.vcr

@@ -37,7 +37,8 @@ ATTRIBUTES_ON = {"VIRUSTOTAL_INCLUDE_ATTRIBUTES_IN_NOTE": "true"}
 
 
 def make_app(**env):
-    return build_app("virustotal", env={"VTF_EXTERNAL_PLUGINS": "false", **env}, config_file=None)
+    # The url plugin alone: the feature plugins (explain, classification…) are tested on their own.
+    return build_app("virustotal", env={"VTF_PLUGINS": "url", **env}, config_file=None)
 
 
 def fail(app, client, value, tlp):
