@@ -50,6 +50,11 @@ _LAZY: dict[str, str] = {
     "from_value": "vtframework.stix.observables",
     "lookup_hash": "vtframework.stix.observables",
     "observables_in_pattern": "vtframework.stix.observables",
+    "extract_yara_rule": "vtframework.stix.yara",
+    "is_ruleset_marker": "vtframework.stix.yara",
+    "marked_indicator": "vtframework.stix.yara",
+    "ruleset_marker": "vtframework.stix.yara",
+    "ruleset_marker_token": "vtframework.stix.yara",
     # State
     "SQLiteState": "vtframework.state",
     "open_state": "vtframework.state",
@@ -113,6 +118,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from vtframework.state import SQLiteState, open_state
     from vtframework.stix.factory import AUTHOR_ID, StixFactory, pattern_for
     from vtframework.stix.observables import from_value, lookup_hash, observables_in_pattern
+    from vtframework.stix.yara import (
+        extract_yara_rule,
+        is_ruleset_marker,
+        marked_indicator,
+        ruleset_marker,
+        ruleset_marker_token,
+    )
     from vtframework.vt.client import ClientConfig, VTClient, url_id
 
 __all__ = [
