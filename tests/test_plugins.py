@@ -10,7 +10,7 @@ from vtframework import ConfigKey, hookimpl
 from vtframework.errors import PluginError
 from vtframework.host.plugins import DEFAULT_PLUGINS, build_host
 
-BUILTINS = ["file", "ip", "domain", "url", "downloader", "livehunt"]
+BUILTINS = ["file", "ip", "domain", "url", "downloader", "livehunt", "notifications"]
 
 
 def _plugin(name: str, **hooks) -> types.SimpleNamespace:

@@ -29,6 +29,7 @@ _LAZY: dict[str, str] = {
     # What hooks are handed
     "EnrichmentContext": "vtframework.context",
     "EnrichmentResult": "vtframework.context",
+    "ImportContext": "vtframework.context",
     "StreamContext": "vtframework.context",
     "STIX_EXT_OCTI": "vtframework.context",
     "STIX_EXT_OCTI_SCO": "vtframework.context",
@@ -102,6 +103,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         STIX_EXT_OCTI_SCO,
         EnrichmentContext,
         EnrichmentResult,
+        ImportContext,
         StreamContext,
         subject_of,
     )

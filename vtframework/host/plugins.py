@@ -36,6 +36,7 @@ DEFAULT_PLUGINS: dict[str, str] = {
     "url": "vtframework_plugins.url",
     "downloader": "vtframework_plugins.downloader",
     "livehunt": "vtframework_plugins.livehunt",
+    "notifications": "vtframework_plugins.notifications",
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -85,6 +86,10 @@ class PluginHost:
 
     def owner_of(self, entity_type: str) -> str | None:
         return self.owners.get(entity_type)
+
+    def implementers(self, hook: str) -> list[str]:
+        """The loaded plugins that implement ``hook``, in load order."""
+        return [self.pm.get_name(impl.plugin) or "?" for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls())]
 
     # -- calling hooks inside error boundaries ---------------------------
     def call_each(

@@ -1,4 +1,4 @@
-"""Presets: one install, three connectors.
+"""Presets: one install, four connectors.
 
 A preset picks the built-in plugins and puts back the original connector's
 defaults (id, name, scope, type, log level), so a service that ran one of the
@@ -22,6 +22,9 @@ class Preset:
     api_key_path: str
     defaults: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
+    #: The original connector's run interval key in seconds, if it had one (deprecated there in
+    #: favour of CONNECTOR_DURATION_PERIOD, which wins when both are set).
+    interval_path: str | None = None
 
 
 PRESETS: dict[str, Preset] = {
@@ -65,11 +68,31 @@ PRESETS: dict[str, Preset] = {
             },
             "Keeps VirusTotal Livehunt rulesets in step with OpenCTI YARA indicators.",
         ),
+        Preset(
+            "virustotal-livehunt-notifications",
+            ("notifications", "downloader", "file"),
+            "virustotal_livehunt_notifications.api_key",
+            {
+                "connector.id": "325cbb22-ee42-4898-9d99-302ca216671b",
+                "connector.name": "VirusTotal Livehunt Notifications",
+                "connector.type": "EXTERNAL_IMPORT",
+                "connector.scope": ["StixFile", "Indicator", "Incident", "Domain-Name", "Url", "IPv4-Addr", "IPv6-Addr"],
+                "connector.log_level": "error",
+                "connector.duration_period": "PT5M",
+            },
+            "Imports what Livehunt rulesets matched: alerts, the matched files, Sightings of the hunting indicators.",
+            interval_path="virustotal_livehunt_notifications.interval_sec",
+        ),
     )
 }
 
 #: ``vtframework run <mode>`` names.
-RUN_MODES = {"enrichment": "virustotal", "downloader": "virustotal-downloader", "livehunt": "virustotal-livehunt"}
+RUN_MODES = {
+    "enrichment": "virustotal",
+    "downloader": "virustotal-downloader",
+    "livehunt": "virustotal-livehunt",
+    "notifications": "virustotal-livehunt-notifications",
+}
 
 
 def get_preset(name: str | None) -> Preset | None:
@@ -87,10 +110,13 @@ def detect_preset(env: Mapping[str, str]) -> str:
     """Guess the preset of an unchanged original docker-compose service.
 
     Each original connector is told apart by its own API key variable (and
-    CONNECTOR_TYPE=STREAM for the livehunt one); ``VTF_PRESET`` overrides.
+    CONNECTOR_TYPE=STREAM for the livehunt one, EXTERNAL_IMPORT for the
+    notifications one); ``VTF_PRESET`` overrides.
     """
     if env.get("VTF_PRESET"):
         return env["VTF_PRESET"]
+    if env.get("VIRUSTOTAL_LIVEHUNT_NOTIFICATIONS_API_KEY") or env.get("CONNECTOR_TYPE", "").upper() == "EXTERNAL_IMPORT":
+        return "virustotal-livehunt-notifications"
     if env.get("VIRUSTOTAL_LIVEHUNT_TOKEN") or env.get("CONNECTOR_TYPE", "").upper() == "STREAM":
         return "virustotal-livehunt"
     if env.get("VIRUSTOTAL_DOWNLOADER_API_KEY") and not env.get("VIRUSTOTAL_TOKEN"):

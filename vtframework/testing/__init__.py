@@ -5,6 +5,8 @@
   against :class:`FakeVirusTotal` serving recorded responses;
 - :func:`default_vcr_config`: cassette settings that scrub the ``x-apikey`` header;
 - :func:`assert_valid_bundle`: stix2 parses it and the OASIS validator passes it;
+- :func:`import_offline` / :class:`MemoryOpenCTI`: one run of the import plugins
+  (``vtf_import``) against an in-memory OpenCTI;
 - :func:`enrich_checked`, :func:`objects_of`, :func:`notes_by_abstract`,
   :func:`relationship_triples`, :func:`assert_stamped`, :func:`assert_repeat_is_free`:
   reading and checking an enrichment's result;
@@ -13,6 +15,7 @@
 
 from vtframework.testing.clock import FakeClock
 from vtframework.testing.fakevt import FakeVirusTotal, RecordedRequest
+from vtframework.testing.importing import MemoryOpenCTI, import_offline
 from vtframework.testing.plugins import RECORDINGS_DIR, enrich_offline, offline_client, plugin_app
 from vtframework.testing.results import (
     assert_repeat_is_free,
@@ -28,6 +31,7 @@ from vtframework.testing.vcr import default_vcr_config
 __all__ = [
     "FakeClock",
     "FakeVirusTotal",
+    "MemoryOpenCTI",
     "RECORDINGS_DIR",
     "RecordedRequest",
     "assert_repeat_is_free",
@@ -36,6 +40,7 @@ __all__ = [
     "default_vcr_config",
     "enrich_checked",
     "enrich_offline",
+    "import_offline",
     "notes_by_abstract",
     "objects_of",
     "offline_client",

@@ -1,0 +1,144 @@
+"""The Livehunt notifications import against the fake VirusTotal: what an analyst finds in OpenCTI afterwards."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from pycti import Incident
+
+from conftest import CLEAN_EXE, CYBERGATE, KERRDOWN, WORD_DOC
+from vtframework import AUTHOR_ID, TLP_MARKINGS, ruleset_marker
+from vtframework.testing import assert_valid_bundle
+
+CLEAR = TLP_MARKINGS["TLP:CLEAR"]["id"]
+AMBER_STRICT = TLP_MARKINGS["TLP:AMBER+STRICT"]["id"]
+STREAM = "/api/v3/ioc_stream"
+
+#: A ruleset someone made on VirusTotal: an import, a private helper rule, two rules named unlike the ruleset.
+FOREIGN_RULES = '''import "pe"
+
+private rule is_pe { condition: uint16(0) == 0x5A4D }
+
+rule CyberGate {
+  meta:
+    description = "CyberGate RAT configuration marker"
+    date = "2021-03-01"
+  strings:
+    $a = "####@####" ascii
+  condition:
+    is_pe and $a and pe.number_of_sections > 2
+}
+
+rule Other { condition: false }
+'''
+HUNTED_RULES = 'rule emotet_loader {\n  strings:\n    $a = "EmotetLoader"\n  condition:\n    $a\n}'
+
+
+def hunted_ruleset(vt, indicator_id=None):
+    """A ruleset the livehunt plugin made for an OpenCTI YARA indicator (marker line first)."""
+    indicator_id = indicator_id or f"indicator--{uuid.uuid4()}"
+    ruleset_id = vt.add_hunting_ruleset("Emotet loader [8e2e2d2b]", ruleset_marker(indicator_id) + "\n" + HUNTED_RULES,
+                                        enabled=True)
+    return ruleset_id, indicator_id
+
+
+def by_type(harness, stix_type):
+    return harness.objects(stix_type)
+
+
+def triples(harness):
+    return {(r["relationship_type"], r["source_ref"], r["target_ref"]) for r in harness.objects("relationship")}
+
+
+def test_a_match_of_someone_elses_ruleset_is_a_file_an_alert_and_the_yara_rule_that_matched(harness, vt):
+    ruleset_id = vt.add_hunting_ruleset("rats", FOREIGN_RULES, enabled=True)
+    note = harness.notify(CYBERGATE, ruleset_id, "CyberGate", snippet="23 23 *begin_highlight*40*end_highlight*",
+                          source_country="DE")
+
+    outcome = harness.run()
+
+    assert not outcome.failed, outcome.message
+    assert "1 Livehunt notification(s) imported" in outcome.message
+    (file,) = by_type(harness, "file")
+    assert file["hashes"] == {"SHA-256": CYBERGATE, "MD5": "be8e1ffca139bcd0513eb9a10e3bcab2",
+                              "SHA-1": "671e3938fd88a17e7e16045411a678406b751003"}
+    assert (file["name"], file["size"]) == ("Warface Repair Assistent.exe", 282112)
+    extension = file["extensions"]["extension-definition--f93e2c80-4231-4f9a-af8b-95c9bd566a82"]
+    assert extension["score"] == 91  # 64 / (64 + 0 + 6)
+    assert extension["description"].startswith("VirusTotal: 64 of 75 engines flag this file as malicious")
+    assert extension["labels"] == ["peexe"]
+
+    (alert,) = by_type(harness, "incident")
+    name = f"VT CyberGate file={CYBERGATE}"
+    created = dt.datetime.fromtimestamp(note.date, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    assert (alert["name"], alert["incident_type"], alert["source"]) == (name, "alert", "hunting_notification")
+    # The id OpenCTI computes for this Incident (name and created), so the platform finds it again.
+    assert alert["id"] == Incident.generate_id(name, created) and alert["created"] == created
+    assert alert["first_seen"] == alert["last_seen"] == created
+    assert "«40»" in alert["description"] and "| DE |" in alert["description"]
+    assert set(alert["labels"]) >= {"vt:yara:cybergate", "vt:lh:rats"}
+    assert alert["external_references"][0]["external_id"] == note.stream_id
+
+    (rule,) = by_type(harness, "indicator")
+    assert rule["pattern_type"] == "yara" and rule["name"] == "CyberGate"
+    # The matched rule, by its rule name, with the import and the private rule it needs: it compiles alone.
+    assert rule["pattern"].startswith('import "pe"\n\nprivate rule is_pe') and "rule Other" not in rule["pattern"]
+    assert rule["description"] == "CyberGate RAT configuration marker"
+    assert "x_opencti_detection" not in rule  # it hunts on VirusTotal already: no second ruleset for it
+    assert triples(harness) == {
+        ("related-to", alert["id"], file["id"]),
+        ("indicates", rule["id"], alert["id"]),
+        ("related-to", file["id"], rule["id"]),
+    }
+    assert by_type(harness, "sighting") == []
+    for bundle in harness.platform.bundles:
+        assert_valid_bundle(bundle)
+    for obj in harness.platform.objects:
+        if obj["type"] not in ("marking-definition", "identity"):
+            assert obj["object_marking_refs"] == [CLEAR], obj["id"]
+            assert AUTHOR_ID in (obj.get("created_by_ref"), obj.get("x_opencti_created_by_ref")), obj["id"]
+
+
+def test_a_match_of_a_ruleset_vtframework_made_is_a_sighting_of_its_indicator(harness, vt):
+    ruleset_id, indicator_id = hunted_ruleset(vt)
+    harness.notify(KERRDOWN, ruleset_id, "emotet_loader", ago=900)
+    harness.notify(KERRDOWN, ruleset_id, "emotet_loader", ago=300)
+    harness.notify(WORD_DOC, ruleset_id, "emotet_loader", ago=600)
+
+    outcome = harness.run()
+
+    assert not outcome.failed, outcome.message
+    assert "3 Livehunt notification(s) imported" in outcome.message and "2 Sighting(s)" in outcome.message
+    assert by_type(harness, "indicator") == []  # the indicator is OpenCTI's own
+    sightings = {s["description"].split(" matched ")[1].split(" ")[1]: s for s in by_type(harness, "sighting")}
+    kerrdown, word = sightings[KERRDOWN], sightings[WORD_DOC]
+    for sighting in (kerrdown, word):
+        assert sighting["sighting_of_ref"] == indicator_id
+        assert sighting["where_sighted_refs"] == [AUTHOR_ID]
+    assert kerrdown["count"] == 2 and kerrdown["first_seen"] < kerrdown["last_seen"]
+    assert word["count"] == 1 and word["first_seen"] == word["last_seen"]
+    alerts = by_type(harness, "incident")
+    assert {("indicates", indicator_id, a["id"]) for a in alerts} <= triples(harness)
+    # The marker in VirusTotal said whose ruleset it is: one read of the ruleset for three notifications.
+    assert vt.count(f"/api/v3/intelligence/hunting_rulesets/{ruleset_id}") == 1
+
+
+def test_the_livehunt_map_in_the_shared_state_saves_reading_the_ruleset(harness, vt):
+    ruleset_id, indicator_id = hunted_ruleset(vt)
+    harness.state.kv_set("livehunt", indicator_id, {"ruleset_id": ruleset_id, "version": ""})
+    harness.notify(KERRDOWN, ruleset_id, "emotet_loader")
+
+    assert not harness.run().failed
+    (sighting,) = by_type(harness, "sighting")
+    assert sighting["sighting_of_ref"] == indicator_id
+    assert vt.count("/api/v3/intelligence/hunting_rulesets") == 0
+
+
+def test_nothing_new_is_no_work_and_costs_one_listing(harness, vt):
+    assert harness.run().message == "notifications: nothing new"
+    assert harness.platform.bundles == [] and vt.count(STREAM) == 1
+    harness.notify(CLEAN_EXE, "1", "x")  # 0 engines: filtered by min_positives=1
+    outcome = harness.run()
+    assert "0 Livehunt notification(s) imported; skipped: 1 filtered" in outcome.message
+    assert harness.platform.bundles == []
