@@ -138,9 +138,10 @@ def fill_observable(stix: dict[str, Any], n: Notification, opts: Options) -> Non
                 hashes[hash_name] = attrs[field_name].lower()
         if isinstance(attrs.get("size"), int) and not isinstance(attrs["size"], bool) and attrs["size"] >= 0:
             stix["size"] = attrs["size"]
-        names = [name for name in attrs.get("names") or [] if isinstance(name, str) and name.strip()]
+        # VirusTotal lists names like "." too: a name without a letter or digit names nothing.
+        names = [name.strip() for name in attrs.get("names") or [] if isinstance(name, str) and _names_something(name)]
         main = attrs.get("meaningful_name") if isinstance(attrs.get("meaningful_name"), str) else None
-        main = (main or (names[0] if names else "")).strip()
+        main = (main if main and _names_something(main) else (names[0] if names else "")).strip()
         if main:
             stix["name"] = main[:MAX_NAME]
         for name in names[:50]:
@@ -157,6 +158,10 @@ def fill_observable(stix: dict[str, Any], n: Notification, opts: Options) -> Non
     if link:
         blocks.put_extension(stix, ext, "external_references", {
             "source_name": "VirusTotal", "url": link, "description": "VirusTotal Report"}, multiple=True)
+
+
+def _names_something(name: str) -> bool:
+    return any(char.isalnum() for char in name)
 
 
 def detection_summary(n: Notification, opts: Options) -> str:

@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from vtframework.errors import ConfigError, NotFoundError, VTError
+from vtframework.errors import AuthenticationError, ConfigError, NotFoundError, VTError
 
 from vtframework_plugins.notifications import sightings
 from vtframework_plugins.notifications.converter import notification_objects, skip_reason, stops_the_run
@@ -63,11 +63,13 @@ class Run:
                 if self.context.stopping() or (self.opts.limit and self.handled >= self.opts.limit):
                     finished, stopped = False, True
                     break
-                verdict = self._one(item, seen)
-                if verdict == "floor":
+                if self._one(item, seen) == "floor":
                     break
             else:
-                continue
+                # Stop before asking for a page this run may not handle.
+                if not (self.context.stopping() or (self.opts.limit and self.handled >= self.opts.limit)):
+                    continue
+                finished, stopped = False, True
             break
         if finished:
             self._end_sweep()
@@ -81,12 +83,18 @@ class Run:
         try:
             n = self.feed.parse(item)
         except BadItem as bad:
-            if bad.date is not None and progress.below_floor(bad.date):
+            if bad.id is None or bad.date is None:
+                # Nowhere to place it in the listing: it is reported each time it is met.
+                self._skip("malformed", str(bad))
+                return "skipped"
+            if progress.below_floor(bad.date):
                 return "floor"
+            if progress.handled_before(bad.date, bad.id) or bad.id in seen:
+                return "done"
+            seen.add(bad.id)
             self._skip("malformed", str(bad))
-            if bad.id is not None and bad.date is not None and not progress.handled_before(bad.date, bad.id):
-                progress.handled(bad.date, bad.id)
-                self.handled += 1
+            progress.handled(bad.date, bad.id)
+            self.handled += 1
             return "skipped"
         if progress.below_floor(n.date):
             return "floor"
@@ -135,9 +143,10 @@ class Run:
             self.deleted += 1
         except NotFoundError:
             self.deleted += 1  # gone already: what was asked
+        except AuthenticationError:
+            raise
         except VTError as exc:
-            if stops_the_run(exc):
-                raise
+            # Imported and checkpointed already: a failed deletion costs the deletion, never the run.
             self.context.warn(f"{n.subject} was imported but not deleted from VirusTotal: {exc}")
 
     # -- bookkeeping ----------------------------------------------------------------------------

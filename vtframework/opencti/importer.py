@@ -33,6 +33,7 @@ from vtframework.opencti.metrics import Metrics
 from vtframework.pipeline.importing import RunOutcome, run_imports
 
 log = logging.getLogger("vtframework.import")
+RESET = "the connector state was reset in OpenCTI: this run stops here, the next one starts from the reset state"
 
 
 def run_period(app: App) -> float:
@@ -83,13 +84,18 @@ class OpenCTISink:
     def save_state(self, state: dict[str, Any]) -> None:
         # pycti's ping thread replaces the local state with OpenCTI's when they differ: a reset from the UI.
         if _normal(self.helper.get_state() or {}) != self._written:
-            raise ImportInterrupted(
-                "the connector state was reset in OpenCTI: this run stops here, the next one starts from the reset"
-            )
+            raise ImportInterrupted(RESET)
         self.helper.set_state(state)
         self._written = _normal(state)
-        # pycti only tells OpenCTI on its 40-second ping: push it now, so a crash keeps this progress.
-        self.helper.force_ping()
+        # pycti only tells OpenCTI on its 40-second ping: push it now, so a crash keeps this progress. Not with
+        # force_ping(), which answers a pending reset by sending the old state again: a reset must win.
+        answer = self.helper.api.connector.ping(self.helper.connector_id, state, self.helper.connector_info.all_details)
+        remote = answer.get("connector_state") if isinstance(answer, dict) else None
+        remote_state = json.loads(remote) if remote else None
+        if _normal(remote_state) != self._written:
+            self.helper.set_state(remote_state)
+            self._written = _normal(remote_state)
+            raise ImportInterrupted(RESET)
 
     def send_bundle(self, bundle: dict[str, Any]) -> None:
         self._open_work()

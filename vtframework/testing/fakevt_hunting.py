@@ -73,7 +73,9 @@ class HuntingMatch:
     legacy_id: str
     stream_id: str
     rule_tags: list[str] = field(default_factory=list)
+    #: The legacy listings' tags (rule, entity id, ruleset) and the IoC stream's (ruleset, rule, rule tags).
     tags: list[str] = field(default_factory=list)
+    stream_tags: list[str] = field(default_factory=list)
     snippet: str | None = None
     source_country: str | None = None
     source_key: str | None = None
@@ -142,13 +144,12 @@ class HuntingMatch:
         for name in ("snippet", "source_country", "source_key"):
             if getattr(self, name) is not None:
                 hunting[name] = getattr(self, name)
-        stream_tags = [normalized_tag(self.ruleset_name), normalized_tag(self.rule_name), *self.rule_tags]
         return {
             "notification_id": self.stream_id,
             "notification_date": self.date,
             "origin": "hunting",
             "sources": [{"id": self.ruleset_id, "type": "hunting_ruleset", "label": self.ruleset_name}],
-            "tags": list(dict.fromkeys(stream_tags)),
+            "tags": list(self.stream_tags),
             "hunting_info": hunting,
         }
 
@@ -189,6 +190,7 @@ class HuntingNotifications:
     ) -> HuntingMatch:
         """Record that ``rule_name`` of ruleset ``ruleset_id`` matched ``entity`` (a VirusTotal object)."""
         entity = dict(entity.get("data", entity))
+        rule_tags = list(rule_tags)
         if not entity.get("type") or not entity.get("id"):
             raise ValueError("entity must be a VirusTotal object with a type and an id")
         name = ruleset_name or self._ruleset_name(str(ruleset_id)) or f"ruleset {ruleset_id}"
@@ -203,10 +205,12 @@ class HuntingNotifications:
             if any(m.legacy_id == legacy_id for m in self._matches.values()):
                 legacy_id = f"{legacy_id}{seq}"
             default_tags = [normalized_tag(rule_name), str(entity["id"]), normalized_tag(name)]
+            stream_tags = [normalized_tag(name), normalized_tag(rule_name), *rule_tags]
             match = HuntingMatch(
                 seq=seq, ruleset_id=str(ruleset_id), ruleset_name=name, rule_name=rule_name, entity=entity,
                 date=when, legacy_id=legacy_id, stream_id=str(FIRST_STREAM_ID + seq),
                 rule_tags=list(rule_tags), tags=list(tags) if tags is not None else list(dict.fromkeys(default_tags)),
+                stream_tags=list(tags) if tags is not None else list(dict.fromkeys(stream_tags)),
                 snippet=snippet, source_country=source_country, source_key=source_key,
                 match_in_subfile=match_in_subfile,
             )
@@ -333,8 +337,7 @@ def _filter(text: str, allowed: set[str], stream: bool) -> Callable[[HuntingMatc
             bound, newer = _moment(value[:-1]), value[-1] == "+"
             tests.append(lambda m, b=bound, n=newer: m.date >= b if n else m.date <= b)
         elif key in ("tag", "notification_tag"):
-            tests.append(lambda m, v=value.lower(): v in {t.lower() for t in
-                                                          (m.stream()["context_attributes"]["tags"] if stream else m.tags)})
+            tests.append(lambda m, v=value.lower(): v in {t.lower() for t in (m.stream_tags if stream else m.tags)})
         elif key in ("ruleset_id", "source_id"):
             tests.append(lambda m, v=value: m.ruleset_id == v)
         elif key == "ruleset_name":

@@ -142,3 +142,106 @@ def test_nothing_new_is_no_work_and_costs_one_listing(harness, vt):
     outcome = harness.run()
     assert "0 Livehunt notification(s) imported; skipped: 1 filtered" in outcome.message
     assert harness.platform.bundles == []
+
+
+def test_everything_carries_the_configured_tlp(harness, vt):
+    ruleset_id, _indicator = hunted_ruleset(vt)
+    harness.notify(KERRDOWN, ruleset_id, "emotet_loader")
+    harness.notify(CYBERGATE, vt.add_hunting_ruleset("rats", FOREIGN_RULES), "CyberGate")
+    outcome = harness.run(VIRUSTOTAL_LIVEHUNT_NOTIFICATIONS_TLP_LEVEL="amber+strict",
+                          VIRUSTOTAL_LIVEHUNT_NOTIFICATIONS_CREATE_FILE_INDICATORS="true")
+    assert not outcome.failed, outcome.message
+    made = [o for o in harness.platform.objects if o["type"] not in ("identity", "marking-definition")]
+    assert {o["type"] for o in made} == {"file", "incident", "indicator", "relationship", "sighting"}
+    assert all(o["object_marking_refs"] == [AMBER_STRICT] for o in made)
+    (definition,) = harness.objects("marking-definition")
+    assert definition["id"] == AMBER_STRICT and definition["x_opencti_definition"] == "TLP:AMBER+STRICT"
+
+
+def test_the_recorded_listings_parse_into_the_same_notification(samples_dir):
+    import json
+
+    from vtframework_plugins.notifications.source import IocStream, NotificationFiles
+
+    recorded = json.loads((samples_dir / "hunting_notification_files_list_cybergate.json").read_text())["data"][0]
+    legacy = NotificationFiles().parse(recorded)
+    assert (legacy.id, legacy.date, legacy.ruleset_id, legacy.rule_name) == (
+        recorded["context_attributes"]["notification_id"], 1617025254, "5883562783178752", "CyberGate")
+    assert legacy.snippet.startswith("23 23 20 23") and legacy.attributes["size"] == 282112
+    stream_item = {**{k: v for k, v in recorded.items() if k != "context_attributes"}, "context_attributes": {
+        "notification_id": "23415549505", "notification_date": 1617025254, "origin": "hunting",
+        "sources": [{"id": "5883562783178752", "type": "hunting_ruleset", "label": "rats"}],
+        "tags": ["rats", "cybergate"], "hunting_info": {"rule_name": "CyberGate", "snippet": legacy.snippet,
+                                                         "source_country": "US", "match_in_subfile": False}}}
+    stream = IocStream().parse(stream_item)
+    assert (stream.ruleset_id, stream.ruleset_name, stream.rule_name, stream.source_country) == (
+        "5883562783178752", "rats", "CyberGate", "US")
+    assert stream.attributes == legacy.attributes and stream.entity_id == CYBERGATE
+
+
+def test_the_first_run_looks_back_three_days_or_from_where_the_original_connector_stopped(harness, vt):
+    ruleset_id = vt.add_hunting_ruleset("rats", FOREIGN_RULES)
+    harness.notify(KERRDOWN, ruleset_id, "CyberGate", ago=4 * 86400)
+    recent = harness.notify(WORD_DOC, ruleset_id, "CyberGate", ago=2 * 86400)
+    assert "1 Livehunt notification(s) imported" in harness.run().message
+    assert [a["name"] for a in by_type(harness, "incident")] == [f"VT CyberGate file={WORD_DOC}"]
+
+    upgraded = type(harness.platform)({"latest_run_timestamp": recent.date - 60})  # the original's state
+    harness.platform = upgraded
+    harness.notify(CYBERGATE, ruleset_id, "CyberGate", ago=60)
+    outcome = harness.run()
+    assert "2 Livehunt notification(s) imported" in outcome.message  # the two since the original's last run
+
+
+def test_a_tag_filter_is_sent_to_virustotal_and_must_be_one_tag(harness, vt):
+    harness.notify(KERRDOWN, vt.add_hunting_ruleset("rats", FOREIGN_RULES), "CyberGate", tags=["apt", "rats"])
+    assert "1 Livehunt notification(s) imported" in harness.run(
+        VIRUSTOTAL_LIVEHUNT_NOTIFICATIONS_FILTER_WITH_TAG="'apt'").message
+    (listing,) = [r for r in vt.requests if r.path == STREAM]
+    assert "notification_tag%3Aapt" in listing.query
+    (alert,) = by_type(harness, "incident")
+    assert "apt" not in alert["labels"]  # the filter's own tag says nothing
+    outcome = harness.run(VIRUSTOTAL_LIVEHUNT_NOTIFICATIONS_FILTER_WITH_TAG="apt rats")
+    assert outcome.failed and "VIRUSTOTAL_LIVEHUNT_NOTIFICATIONS_FILTER_WITH_TAG must be one tag" in outcome.message
+
+
+def test_a_shutdown_stops_between_two_notifications_and_keeps_the_progress(harness, vt):
+    ruleset_id = vt.add_hunting_ruleset("rats", FOREIGN_RULES)
+    harness.notify(KERRDOWN, ruleset_id, "CyberGate", ago=200)
+    harness.notify(WORD_DOC, ruleset_id, "CyberGate", ago=100)
+
+    class StoppingOpenCTI(type(harness.platform)):
+        def send_bundle(self, bundle):
+            super().send_bundle(bundle)
+            self.stop = True  # SIGTERM arrives while the first bundle goes out
+
+    harness.platform.__class__ = StoppingOpenCTI
+    outcome = harness.run()
+    assert "1 Livehunt notification(s) imported" in outcome.message and "stopped at shutdown" in outcome.message
+    harness.platform.stop = False
+    harness.platform.__class__ = type(harness.platform).__mro__[1]
+    assert "1 Livehunt notification(s) imported" in harness.run().message
+    assert len(by_type(harness, "incident")) == 2
+
+
+def test_the_file_plugin_can_enrich_the_matched_file_from_the_notification_alone(harness, vt):
+    harness.notify(KERRDOWN, vt.add_hunting_ruleset("rats", FOREIGN_RULES), "CyberGate")
+    outcome = harness.run(VIRUSTOTAL_LIVEHUNT_NOTIFICATIONS_ENRICH_FILE="true")
+    assert not outcome.failed, outcome.message
+    (file,) = by_type(harness, "file")
+    notes = {n["abstract"]: n for n in by_type(harness, "note")}
+    assert notes["VirusTotal Report"]["object_refs"] == [file["id"]]
+    assert vt.count(f"/api/v3/files/{KERRDOWN}") == 0  # the notification's file object was the report
+    assert vt.count("/api/v3/yara_rulesets/00888403c4") == 1  # the crowdsourced YARA rule it matched
+
+
+def test_an_indicator_deleted_from_opencti_gets_no_sighting(harness, vt):
+    import types
+
+    ruleset_id, indicator_id = hunted_ruleset(vt)
+    harness.platform.opencti = types.SimpleNamespace(indicator=types.SimpleNamespace(read=lambda id: None))
+    harness.notify(KERRDOWN, ruleset_id, "emotet_loader")
+    outcome = harness.run()
+    assert not outcome.failed and by_type(harness, "sighting") == []
+    assert any(f"indicator {indicator_id}" in w and "no longer in OpenCTI" in w for w in outcome.warnings)
+    assert len(by_type(harness, "incident")) == 1

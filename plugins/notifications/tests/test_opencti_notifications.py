@@ -190,3 +190,39 @@ def test_a_crash_between_two_notifications_loses_nothing_and_repeats_nothing(ope
     assert [w.status for w in works.values()].count("complete") == 1
     assert json.dumps(opencti.state_of(first.id)["notifications"]["floor"]) == json.dumps(
         {"date": newer.date, "ids": [newer.stream_id]})
+
+
+def test_scheduled_runs_take_what_is_new_and_a_reset_from_the_ui_starts_over(opencti, vt, tmp_path):
+    ruleset = vt.add_hunting_ruleset("macros", FOREIGN, enabled=True)
+    first = vt.add_hunting_notification(vt.recorded("files", WORD_DOC), ruleset_id=ruleset,
+                                        rule_name="word_macro", date=int(time.time()) - 60)
+    connector = notifications(opencti, vt, tmp_path / "scheduled", CONNECTOR_RUN_AND_TERMINATE="false",
+                              CONNECTOR_DURATION_PERIOD="PT1S")
+
+    def works():
+        return [w for w in opencti.works_of(connector.id) if w.status == "complete"]
+
+    connector.start()
+    try:
+        connector.wait_for(lambda: len(works()) == 1, "the first run's work")
+        later = vt.add_hunting_notification(vt.recorded("files", KERRDOWN), ruleset_id=ruleset,
+                                            rule_name="word_macro", date=int(time.time()) - 30)
+        connector.wait_for(lambda: len(works()) == 2, "a later run taking the new notification")
+        assert all("1 Livehunt notification(s) imported" in w.message for w in works())
+        assert opencti.state_of(connector.id)["notifications"]["floor"]["date"] == later.date
+
+        opencti.reset_state(connector.id)
+        connector.wait_for(lambda: len(works()) == 3, "the run after the reset")
+        assert "2 Livehunt notification(s) imported" in works()[-1].message, works()[-1].message
+        # pycti checked the connector's queue before each scheduled run.
+        assert opencti.wait_for("GetConnector")
+    finally:
+        connector.process.terminate()
+        code = connector.wait(timeout=15)
+        connector.stop()
+    assert code == 0, connector.output()
+    incidents = [o["id"] for _w, b in pushed(opencti, connector, expect=4) for o in b["objects"]
+                 if o["type"] == "incident"]
+    # The same two alerts again after the reset, under the same ids.
+    assert len(incidents) == 4 and len(set(incidents)) == 2
+    assert first.date < later.date
