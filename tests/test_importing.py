@@ -183,3 +183,44 @@ def test_incidents_carry_the_id_opencti_computes_and_sightings_one_id_per_subjec
     two = factory.sighting(first_seen=later, last_seen=later, count=2, subject="file:843b", **kwargs)
     other = factory.sighting(first_seen=moment, last_seen=moment, subject="file:0000", **kwargs)
     assert one.id == two.id != other.id
+
+
+ORIGINAL_CONFIG = """
+opencti:
+  url: 'http://localhost:8080'
+  token: '5bd8e0ba-6a8a-4b8f-9b5c-0e6a2b1b1f9e'
+connector:
+  id: 'virustotal_livehunt_notifications'
+  type: 'EXTERNAL_IMPORT'
+  name: 'VirusTotal Livehunt Notifications'
+  scope: 'StixFile,Indicator,Incident'
+  create_indicator: False
+  log_level: 'info'
+virustotal_livehunt_notifications:
+  api_key: 'my-livehunt-key'
+  interval_sec: 300
+  create_alert: True
+  extensions: 'exe,dll'
+  min_file_size: 1000
+  max_file_size: 52428800
+  max_old_days: 7
+  min_positives: 5
+  create_file: True
+  upload_artifact: False
+  create_yara_rule: True
+"""
+
+
+def test_the_original_config_yml_is_read_and_names_its_connector(tmp_path):
+    (tmp_path / "config.yml").write_text(ORIGINAL_CONFIG)
+    app = build_app(PRESET, env={}, cwd=tmp_path)
+    assert app.api_key == "my-livehunt-key" and run_period(app) == 300
+    from vtframework_plugins.notifications.settings import Options
+
+    options = Options.from_settings(app.settings)
+    assert (options.max_age_days, options.min_positives, sorted(options.extensions)) == (7, 5, ["dll", "exe"])
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "VTF_DISABLE_PLUGINS": "hello"}
+    done = subprocess.run([sys.executable, "-m", "vtframework", "run", "--check"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("notifications connector") and "virustotal_livehunt_notifications" in done.stdout

@@ -35,7 +35,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def mode_for(args_mode: str | None, env: Any) -> str:
     if args_mode:
         return args_mode
-    preset = detect_preset(env)
+    from vtframework.host.config import find_config_file, read_config_file
+
+    preset = detect_preset(env, read_config_file(find_config_file(env)))
     return next(mode for mode, name in RUN_MODES.items() if name == preset)
 
 

@@ -106,19 +106,38 @@ def get_preset(name: str | None) -> Preset | None:
         ) from None
 
 
-def detect_preset(env: Mapping[str, str]) -> str:
-    """Guess the preset of an unchanged original docker-compose service.
+def detect_preset(env: Mapping[str, str], config: Mapping[str, Any] | None = None) -> str:
+    """Guess the preset of an unchanged original docker-compose service (or ``config.yml``).
 
-    Each original connector is told apart by its own API key variable (and
+    Each original connector is told apart by its own API key (and
     CONNECTOR_TYPE=STREAM for the livehunt one, EXTERNAL_IMPORT for the
-    notifications one); ``VTF_PRESET`` overrides.
+    notifications one); ``VTF_PRESET`` overrides. The environment is read
+    first; a ``config.yml`` (``config``, as read) says the same with the
+    section of its key and ``connector.type``.
     """
     if env.get("VTF_PRESET"):
         return env["VTF_PRESET"]
-    if env.get("VIRUSTOTAL_LIVEHUNT_NOTIFICATIONS_API_KEY") or env.get("CONNECTOR_TYPE", "").upper() == "EXTERNAL_IMPORT":
+    found = _detect(env.get("CONNECTOR_TYPE"), [bool(env.get(name)) for name in _KEY_VARIABLES])
+    if found is None and config:
+        connector = config.get("connector")
+        kind = connector.get("type") if isinstance(connector, Mapping) else None
+        found = _detect(kind, [isinstance(config.get(section), Mapping) for section in _KEY_SECTIONS])
+    return found or "virustotal"
+
+
+#: Where each original connector's API key lives: its variable and its config.yml section (same order).
+_KEY_VARIABLES = ("VIRUSTOTAL_LIVEHUNT_NOTIFICATIONS_API_KEY", "VIRUSTOTAL_LIVEHUNT_TOKEN",
+                  "VIRUSTOTAL_DOWNLOADER_API_KEY", "VIRUSTOTAL_TOKEN")
+_KEY_SECTIONS = ("virustotal_livehunt_notifications", "virustotal_livehunt", "virustotal_downloader", "virustotal")
+
+
+def _detect(kind: Any, keys: list[bool]) -> str | None:
+    notifications, livehunt, downloader, enrichment = keys
+    kind = str(kind or "").upper()
+    if notifications or kind == "EXTERNAL_IMPORT":
         return "virustotal-livehunt-notifications"
-    if env.get("VIRUSTOTAL_LIVEHUNT_TOKEN") or env.get("CONNECTOR_TYPE", "").upper() == "STREAM":
+    if livehunt or kind == "STREAM":
         return "virustotal-livehunt"
-    if env.get("VIRUSTOTAL_DOWNLOADER_API_KEY") and not env.get("VIRUSTOTAL_TOKEN"):
+    if downloader and not enrichment:
         return "virustotal-downloader"
-    return "virustotal"
+    return "virustotal" if enrichment else None
