@@ -46,6 +46,8 @@ KINDS = {"file": "file", "url": "url", "domain": "domain", "ip_address": "ip"}
 OPENCTI_TYPES = {"domain-name": "Domain-Name", "hostname": "Hostname", "ipv4-addr": "IPv4-Addr",
                  "ipv6-addr": "IPv6-Addr", "url": "Url"}
 MAX_NAME = 250
+#: Labels put on one object: a file tagged a thousand times is not a thousand labels.
+MAX_LABELS = 50
 SNIPPET_LINES, SNIPPET_CHARS = 40, 4000
 
 
@@ -148,7 +150,7 @@ def fill_observable(stix: dict[str, Any], n: Notification, opts: Options) -> Non
             if name != main:
                 blocks.put_extension(stix, ext, "additional_names", name[:MAX_NAME], multiple=True)
         tags = [*_strings(attrs.get("type_tags")), *_strings(attrs.get("tags"))]
-        for tag in dict.fromkeys(tags):
+        for tag in list(dict.fromkeys(tags))[:MAX_LABELS]:
             blocks.put_extension(stix, ext, "labels", opts.livehunt_tag_prefix + normalise(tag), multiple=True)
     score = blocks.vt_score(attrs)
     if score is not None:
@@ -199,13 +201,13 @@ def alert_name(n: Notification, opts: Options, value: str) -> str:
     return name if len(name) <= MAX_NAME else name[: MAX_NAME - 1] + "…"
 
 
-def alert_labels(n: Notification, opts: Options) -> list[str]:
+def alert_labels(n: Notification, opts: Options, ruleset_name: str | None = None) -> list[str]:
     """The notification's tags, with the rule and the ruleset turned into the configured prefixed labels."""
     drop = {n.entity_id.lower()}
     if opts.filter_with_tag:
         drop.add(opts.filter_with_tag.lower())
     rule = normalise(n.rule_name or "")
-    ruleset = normalise(n.ruleset_name or "")
+    ruleset = normalise(n.ruleset_name or ruleset_name or "")
     if opts.enable_label_enrichment:
         drop |= {rule, ruleset}
     labels = [t for t in n.tags if t.strip() and t.lower() not in drop]
@@ -214,7 +216,7 @@ def alert_labels(n: Notification, opts: Options) -> list[str]:
             labels.append(opts.yara_label_prefix + rule)
         if ruleset:
             labels.append(opts.livehunt_label_prefix + ruleset)
-    return list(dict.fromkeys(labels))
+    return list(dict.fromkeys(labels))[:MAX_LABELS]
 
 
 def alert_description(n: Notification, ruleset: Ruleset | None, label: str) -> str:
@@ -256,7 +258,7 @@ def notification_objects(context: Any, n: Notification, opts: Options, rulesets:
         alert = factory.incident(
             name=alert_name(n, opts, observable.value), created=n.moment, incident_type="alert",
             source="hunting_notification", first_seen=n.moment, last_seen=n.moment,
-            description=alert_description(n, ruleset, built.label), labels=alert_labels(n, opts),
+            description=alert_description(n, ruleset, built.label), labels=alert_labels(n, opts, ruleset.name),
             external_references=_notification_reference(n),
         )
         objects.append(alert)
@@ -282,12 +284,14 @@ def notification_objects(context: Any, n: Notification, opts: Options, rulesets:
 
 
 def _notification_reference(n: Notification) -> list[dict[str, str]]:
+    # OpenCTI keys an external reference by its URL when it has one: the notification's own reference has
+    # none, or every alert of one file would share the first notification's.
+    references = [{"source_name": "VirusTotal Livehunt", "external_id": n.id,
+                   "description": f"Livehunt notification of rule {n.rule_name} (ruleset {n.ruleset_id})"}]
     link = blocks.gui_link(n.report)
-    reference = {"source_name": "VirusTotal Livehunt", "external_id": n.id,
-                 "description": f"Livehunt notification of rule {n.rule_name} (ruleset {n.ruleset_id})"}
     if link:
-        reference["url"] = link
-    return [reference]
+        references.append({"source_name": "VirusTotal", "url": link, "description": "VirusTotal Report"})
+    return references
 
 
 def _rule_indicator(n: Notification, opts: Options, ruleset: Ruleset, rulesets: Rulesets, factory: Any,

@@ -13,11 +13,13 @@ bundle) stops the run; the next run starts again at that notification.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections import Counter
 from typing import Any
 
+from vtframework import blocks
 from vtframework.errors import AuthenticationError, ConfigError, NotFoundError, VTError
 
 from vtframework_plugins.notifications import sightings
@@ -28,6 +30,8 @@ from vtframework_plugins.notifications.settings import Options, option_env
 from vtframework_plugins.notifications.source import FEEDS, PAGE_SIZE, PRIVILEGE, BadItem, Notification, pages
 
 log = logging.getLogger("vtframework.notifications")
+#: Listing pages read in one run at most (40 notifications each); the next run goes on from there.
+MAX_PAGES = 500
 
 
 class Run:
@@ -58,7 +62,10 @@ class Run:
                                   limit=min(PAGE_SIZE, self.opts.limit or PAGE_SIZE))
         finished, stopped = True, False
         seen: set[str] = set()
-        for page in pages(self.context.client, self.feed, params):
+        for number, page in enumerate(pages(self.context.client, self.feed, params), 1):
+            if number > MAX_PAGES:  # a listing that never ends (a broken cursor) must not hold the run forever
+                finished, stopped = False, True
+                break
             for item in page:
                 if self.context.stopping() or (self.opts.limit and self.handled >= self.opts.limit):
                     finished, stopped = False, True
@@ -102,6 +109,12 @@ class Run:
             return "done"
         seen.add(n.id)
         self.handled += 1
+        if self.feed.needs_entity:
+            completed = self._with_entity(n)
+            if completed is None:
+                progress.handled(n.date, n.id)
+                return "skipped"
+            n = completed
         reason = skip_reason(n, self.opts, self.now)
         if reason is not None:
             self._skip("filtered", reason, level=logging.INFO)
@@ -135,6 +148,20 @@ class Run:
         self._save()
         if self.opts.delete_notification:
             self._delete(n)
+
+    def _with_entity(self, n: Notification) -> Notification | None:
+        """The matched file's object, for a listing that names the file only (cached like any lookup)."""
+        try:
+            answer = self.context.client.get(f"/files/{n.entity_id}", subject=f"file {n.entity_id}")
+        except NotFoundError as exc:
+            self._skip("malformed", f"{n.subject}: the matched file is not on VirusTotal ({exc})")
+            return None
+        except VTError as exc:
+            if stops_the_run(exc):
+                raise
+            self._skip("failed", f"{n.subject}: the matched file could not be read ({exc})")
+            return None
+        return dataclasses.replace(n, attributes=blocks.attributes(answer))
 
     def _delete(self, n: Notification) -> None:
         try:

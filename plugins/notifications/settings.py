@@ -15,14 +15,15 @@ from typing import Any
 from vtframework import TLP_MARKINGS, ConfigKey
 
 NS = "virustotal_livehunt_notifications"
-SOURCES = ("ioc_stream", "hunting_notification_files")
+SOURCES = ("ioc_stream", "hunting_notification_files", "hunting_notifications")
 
 KEYS = (
     ConfigKey(f"{NS}.api_key", "str", None, "VirusTotal Premium API key (with Livehunt access).", secret=True),
     ConfigKey(
         f"{NS}.source", "str", "ioc_stream",
         "Where notifications are read, ioc_stream (VirusTotal's IoC stream, as the original connector; files, "
-        "URLs, domains, IP addresses) or hunting_notification_files (the legacy Livehunt listing; files only).",
+        "URLs, domains, IP addresses), hunting_notification_files (the legacy Livehunt listing; files only) or "
+        "hunting_notifications (the legacy notifications; files only, each file read once more).",
         choices=SOURCES,
     ),
     ConfigKey(f"{NS}.tlp_level", "tlp", "TLP:CLEAR",

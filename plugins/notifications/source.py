@@ -1,6 +1,6 @@
 """VirusTotal's side: the listings Livehunt notifications are read from, and how one is deleted.
 
-Two sources show the same notifications, newest first, paged by cursor:
+Three listings show the same notifications, newest first, paged by cursor:
 
 - ``ioc_stream`` (the original connector's, and VirusTotal's current one):
   every entity type, filtered to ``source_type:hunting_ruleset``; its
@@ -8,7 +8,10 @@ Two sources show the same notifications, newest first, paged by cursor:
   ``/ioc_stream_notifications/{id}``;
 - ``hunting_notification_files`` (the legacy Livehunt listing): files only,
   each with its notification in ``context_attributes``; deleted at
-  ``/intelligence/hunting_notifications/{id}``.
+  ``/intelligence/hunting_notifications/{id}``;
+- ``hunting_notifications`` (the legacy notifications themselves): the same
+  notifications without their files, so each matched file is read once more
+  (``/files/{sha256}``, cached); deleted like the previous one.
 
 Each item becomes a :class:`Notification`, or a :class:`BadItem` naming what is
 wrong with it: one malformed item never stops the listing.
@@ -17,6 +20,7 @@ wrong with it: one malformed item never stops the listing.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
@@ -94,6 +98,8 @@ class Feed:
     name = ""
     path = ""
 
+    #: Whether each item lacks the matched entity's attributes (they are read separately).
+    needs_entity = False
     #: Filter terms every query carries, the tag filter's name, and other fixed parameters.
     base_terms: tuple[str, ...] = ()
     tag_filter = "tag"
@@ -189,6 +195,36 @@ class NotificationFiles(Feed):
         return f"/intelligence/hunting_notifications/{notification_id}"
 
 
+class HuntingNotifications(Feed):
+    name = "hunting_notifications"
+    path = "/intelligence/hunting_notifications"
+    needs_entity = True
+
+    def parse(self, item: Any) -> Notification:
+        if not isinstance(item, Mapping):
+            raise BadItem(f"a {self.name} item that is not an object ({type(item).__name__})")
+        notification_id = _text(item.get("id"))
+        attributes = item.get("attributes") if isinstance(item.get("attributes"), Mapping) else {}
+        date = _date(attributes.get("date"))
+        if notification_id is None or date is None:
+            raise BadItem(f"hunting notification {item.get('id')!r} without an id or a date", notification_id, date)
+        # The id is <ruleset id>-<32 hex>-<sha256>-<timestamp>; the tags hold the sha256 too.
+        parts = notification_id.split("-")
+        tags = _texts(attributes.get("tags"))
+        sha256 = next((p.lower() for p in (*parts, *tags) if _SHA256.fullmatch(p)), None)
+        if sha256 is None or not parts[0].isdigit():
+            raise BadItem(f"hunting notification {notification_id}: its id names no ruleset and no file",
+                          notification_id, date)
+        return _notification(notification_id, date, "file", sha256, {}, attributes, _IOC_KEYS,
+                             ruleset_id=parts[0], ruleset_name=None, tags=tags)
+
+    def delete_path(self, notification_id: str) -> str:
+        return f"/intelligence/hunting_notifications/{notification_id}"
+
+
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+
+
 #: Where each listing keeps the match's details (the IoC stream in ``hunting_info``, the legacy one in the context).
 _IOC_KEYS = {"rule_name": "rule_name", "rule_tags": "rule_tags", "snippet": "snippet",
              "source_country": "source_country", "match_in_subfile": "match_in_subfile"}
@@ -212,7 +248,8 @@ def _notification(notification_id: str, date: int, entity_type: str, entity_id: 
     )
 
 
-FEEDS: dict[str, type[Feed]] = {"ioc_stream": IocStream, "hunting_notification_files": NotificationFiles}
+FEEDS: dict[str, type[Feed]] = {"ioc_stream": IocStream, "hunting_notification_files": NotificationFiles,
+                                 "hunting_notifications": HuntingNotifications}
 
 
 def pages(client: Any, feed: Feed, params: Mapping[str, Any]) -> Iterator[list[Any]]:

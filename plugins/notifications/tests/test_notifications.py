@@ -245,3 +245,16 @@ def test_an_indicator_deleted_from_opencti_gets_no_sighting(harness, vt):
     assert not outcome.failed and by_type(harness, "sighting") == []
     assert any(f"indicator {indicator_id}" in w and "no longer in OpenCTI" in w for w in outcome.warnings)
     assert len(by_type(harness, "incident")) == 1
+
+
+def test_the_bare_notifications_listing_reads_each_matched_file_once(harness, vt):
+    ruleset_id = vt.add_hunting_ruleset("rats", FOREIGN_RULES)
+    harness.notify(KERRDOWN, ruleset_id, "CyberGate", ago=200)
+    harness.notify(KERRDOWN, ruleset_id, "CyberGate", ago=100)
+    harness.notify(WORD_DOC, ruleset_id, "CyberGate", ago=50)
+    outcome = harness.run(VIRUSTOTAL_LIVEHUNT_NOTIFICATIONS_SOURCE="hunting_notifications")
+    assert "3 Livehunt notification(s) imported" in outcome.message, outcome.message
+    assert vt.count("/api/v3/intelligence/hunting_notifications") == 1
+    assert (vt.count(f"/api/v3/files/{KERRDOWN}"), vt.count(f"/api/v3/files/{WORD_DOC}")) == (1, 1)
+    (alert, *_rest) = sorted(by_type(harness, "incident"), key=lambda a: a["name"])
+    assert "vt:lh:rats" in alert["labels"]  # the ruleset's name, read from the ruleset itself

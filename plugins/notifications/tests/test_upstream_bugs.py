@@ -204,7 +204,7 @@ class WatchingOpenCTI(MemoryOpenCTI):
         super().send_bundle(bundle)
 
 
-@pytest.mark.parametrize("source", ["ioc_stream", "hunting_notification_files"])
+@pytest.mark.parametrize("source", ["ioc_stream", "hunting_notification_files", "hunting_notifications"])
 def test_6_imported_notifications_are_deleted_by_their_notification_id_after_the_import(harness, vt, source):
     harness.platform = WatchingOpenCTI(vt)
     ruleset_id = foreign(vt)
