@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from vtframework import blocks, extract_yara_rule, marked_indicator
-from vtframework.errors import ForbiddenError, NotFoundError
+from vtframework.errors import BadRequestError, ForbiddenError, MalformedResponse, NotFoundError
 
 from vtframework_plugins.notifications.source import PRIVILEGE
 
@@ -75,6 +75,10 @@ class Rulesets:
                                      subject=f"Livehunt ruleset {ruleset.id}", privilege=PRIVILEGE)
         except (NotFoundError, ForbiddenError) as exc:
             ruleset.problem = f"Livehunt ruleset {ruleset.id} cannot be read (deleted, or not shared with this key): {exc}"
+            return
+        except (BadRequestError, MalformedResponse) as exc:
+            # What VirusTotal says of this one ruleset; an outage (5xx, quota, timeout) still stops the run.
+            ruleset.problem = f"Livehunt ruleset {ruleset.id} cannot be read: {exc}"
             return
         attrs = blocks.attributes(answer)
         rules = attrs.get("rules")

@@ -112,6 +112,8 @@ def test_a_match_of_a_hunted_indicator_comes_back_as_a_sighting_of_it(opencti, v
     run_once(connector)
 
     messages = pushed(opencti, connector, expect=6)
+    # The indicator was looked up in OpenCTI before being sighted (a deleted one gets no Sighting).
+    assert any(c.operation == "Indicator" and c.variables.get("id") == indicator["id"] for c in opencti.calls)
     (work,) = opencti.works_of(connector.id)
     assert {work_id for work_id, _bundle in messages} == {work.id}
     assert (work.status, work.in_error) == ("complete", False), work.message
