@@ -102,6 +102,7 @@ class ImportRun(ImportContext):
         self._pipeline = Pipeline(app, client, factory_kwargs={"confidence": self._confidence})
         self.bundles = 0
         self.objects = 0
+        self._features_warned = False
 
     # -- progress ---------------------------------------------------------------------
     @property
@@ -139,6 +140,13 @@ class ImportRun(ImportContext):
     def enrich(
         self, observable: Observable, report: Mapping[str, Any], *, with_owner: bool = False
     ) -> list[dict[str, Any]]:
+        if not with_owner and not self._features_warned:
+            owners = set(self.app.host.owners.values())
+            if not [p for p in self.app.host.implementers("vtf_stix_objects") if p not in owners]:
+                # Said once a run: an option asking for feature plugins that are not there does nothing.
+                self._features_warned = True
+                self.warn(f"{self.plugin}: no loaded feature plugin (malware configurations and the like) adds "
+                          "objects to a VirusTotal object; install or enable one, or turn the option off")
         result = self._pipeline.enrich(observable, report=report, with_owner=with_owner)
         for warning in result.warnings:
             self.warn(warning)

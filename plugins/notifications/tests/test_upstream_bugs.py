@@ -389,3 +389,13 @@ def test_sightings_across_runs_add_up_in_opencti(harness, vt):
     sent = [o for b in harness.platform.bundles for o in b["objects"] if o["type"] == "sighting"]
     assert len({s["id"] for s in sent}) == 1 and [s["count"] for s in sent] == [1, 2, 3]
 
+
+
+def test_2_the_switch_without_a_feature_plugin_says_so_once_and_costs_nothing(harness, vt):
+    ruleset_id = foreign(vt)
+    harness.notify(KERRDOWN, ruleset_id, "CyberGate", ago=200)
+    harness.notify(WORD_DOC, ruleset_id, "CyberGate", ago=100)
+    outcome = harness.run(VIRUSTOTAL_LIVEHUNT_NOTIFICATIONS_GET_MALWARE_CONFIG="true")
+    assert not outcome.failed and len(alerts(harness)) == 2
+    assert [w for w in outcome.warnings if "no loaded feature plugin" in w] == [outcome.warnings[0]]
+    assert not any("behaviour" in r.path or r.path.startswith("/api/v3/files") for r in vt.requests)
