@@ -47,6 +47,7 @@ class Run:
         self.now = int(time.time()) if now is None else now
         self.progress = Progress.load(context.checkpoint, context.connector_state, self.feed.name, self.now)
         self.rulesets = Rulesets(context.client, context.state, context.opencti, context.log)
+        self.pending = sightings.namespace(settings["connector.id"])
         self.imported = 0
         self.handled = 0
         self.skipped: Counter[str] = Counter()
@@ -142,8 +143,8 @@ class Run:
         context.send(built.objects, n.subject)
         self.imported += 1
         if built.hunting_indicator is not None:
-            sightings.record(context.state, self.progress.sweep_id or "", n, built.hunting_indicator, built.subject,
-                             built.label)
+            sightings.record(context.state, self.pending, self.progress.sweep_id or "", n, built.hunting_indicator,
+                             built.subject, built.label)
         self.progress.handled(n.date, n.id)
         self._save()
         if self.opts.delete_notification:
@@ -193,14 +194,14 @@ class Run:
         """The sweep reached the floor: its Sightings go out, its top becomes the floor."""
         progress, context = self.progress, self.context
         sweep_id = progress.sweep_id or ""
-        groups = sightings.pending(context.state, sweep_id)
+        groups = sightings.pending(context.state, self.pending, sweep_id)
         made = sightings.sightings(context.factory([self.opts.marking]), groups)
         for batch in sightings.batches(made):
             context.send(batch, f"{len(batch)} Sighting(s) of hunting indicators")
         self.sighted = len(made)
         progress.finish()
         self._save()
-        sightings.forget(context.state)
+        sightings.forget(context.state, self.pending)
 
     def _message(self, stopped: bool) -> str | None:
         if not (self.handled or self.sighted):

@@ -10,7 +10,8 @@ and counts nothing twice.
 
 The notifications of the sweep in progress are remembered in the shared state
 (one small entry each, keyed by notification id, so a notification handled
-twice counts once) until the sweep ends.
+twice counts once) until the sweep ends, under the connector's id: connectors
+sharing one Redis never see each other's.
 """
 
 from __future__ import annotations
@@ -22,22 +23,27 @@ from typing import Any, Iterable
 from vtframework import AUTHOR_ID, blocks
 
 NS = "notifications.sightings"
+
+
+def namespace(connector_id: str | None) -> str:
+    return f"{NS}:{connector_id or 'default'}"
 #: Sightings per bundle when a sweep ends.
 BATCH = 200
 
 
-def record(state: Any, sweep_id: str, notification: Any, indicator_id: str, subject: str, label: str) -> None:
+def record(state: Any, ns: str, sweep_id: str, notification: Any, indicator_id: str, subject: str,
+           label: str) -> None:
     """Remember that ``notification`` sighted ``indicator_id`` (kept until the sweep ends)."""
-    state.kv_set(NS, f"{sweep_id}|{notification.id}", {
+    state.kv_set(ns, f"{sweep_id}|{notification.id}", {
         "indicator": indicator_id, "subject": subject, "label": label, "date": notification.date,
         "rule": notification.rule_name, "ruleset": notification.ruleset_name or notification.ruleset_id,
     })
 
 
-def pending(state: Any, sweep_id: str) -> dict[tuple[str, str], list[dict[str, Any]]]:
+def pending(state: Any, ns: str, sweep_id: str) -> dict[tuple[str, str], list[dict[str, Any]]]:
     """The sweep's notifications, by (indicator, subject)."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for key, entry in state.kv_items(NS).items():
+    for key, entry in state.kv_items(ns).items():
         if key.startswith(f"{sweep_id}|") and isinstance(entry, dict):
             groups[(entry["indicator"], entry["subject"])].append(entry)
     return groups
@@ -63,12 +69,12 @@ def sightings(factory: Any, groups: dict[tuple[str, str], list[dict[str, Any]]])
     return made
 
 
-def forget(state: Any, keep_sweep: str | None = None) -> int:
+def forget(state: Any, ns: str, keep_sweep: str | None = None) -> int:
     """Drop what ended sweeps (and sweeps abandoned by a state reset) left behind; keep ``keep_sweep``'s."""
     dropped = 0
-    for key in state.kv_items(NS):
+    for key in state.kv_items(ns):
         if keep_sweep is None or not key.startswith(f"{keep_sweep}|"):
-            state.kv_delete(NS, key)
+            state.kv_delete(ns, key)
             dropped += 1
     return dropped
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+import pytest
 from pycti import Incident
 
 from conftest import CLEAN_EXE, CYBERGATE, KERRDOWN, WORD_DOC
@@ -258,3 +259,26 @@ def test_the_bare_notifications_listing_reads_each_matched_file_once(harness, vt
     assert (vt.count(f"/api/v3/files/{KERRDOWN}"), vt.count(f"/api/v3/files/{WORD_DOC}")) == (1, 1)
     (alert, *_rest) = sorted(by_type(harness, "incident"), key=lambda a: a["name"])
     assert "vt:lh:rats" in alert["labels"]  # the ruleset's name, read from the ruleset itself
+
+
+@pytest.mark.services
+def test_a_sweep_kept_in_redis_counts_the_same_and_stays_the_connectors_own(vt, tmp_path, redis_state):
+    from conftest import Harness
+
+    ruleset_id, indicator_id = hunted_ruleset(vt)
+    (tmp_path / "one").mkdir()
+    (tmp_path / "other").mkdir()
+    one, other = Harness(vt, tmp_path / "one"), Harness(vt, tmp_path / "other")
+    for harness in (one, other):
+        harness.state.close()
+        harness.state = redis_state  # two connectors, one Redis
+    one.env["CONNECTOR_ID"], other.env["CONNECTOR_ID"] = "connector-one", "connector-other"
+    one.notify(KERRDOWN, ruleset_id, "emotet_loader", ago=300)
+    one.notify(KERRDOWN, ruleset_id, "emotet_loader", ago=200)
+    # One stops before its sweep ends; the other runs a whole sweep meanwhile, over the same Redis.
+    assert not one.run(VIRUSTOTAL_LIVEHUNT_NOTIFICATIONS_LIMIT="1").failed
+    assert not other.run().failed
+    assert not one.run().failed
+    for harness in (one, other):
+        (sighting,) = harness.objects("sighting")
+        assert (sighting["sighting_of_ref"], sighting["count"]) == (indicator_id, 2)
