@@ -282,3 +282,20 @@ def test_a_sweep_kept_in_redis_counts_the_same_and_stays_the_connectors_own(vt, 
     for harness in (one, other):
         (sighting,) = harness.objects("sighting")
         assert (sighting["sighting_of_ref"], sighting["count"]) == (indicator_id, 2)
+
+
+def test_without_files_or_alerts_the_sighting_and_the_rest_still_come(harness, vt):
+    ruleset_id, indicator_id = hunted_ruleset(vt)
+    harness.notify(KERRDOWN, ruleset_id, "emotet_loader")
+    assert not harness.run(VIRUSTOTAL_LIVEHUNT_NOTIFICATIONS_CREATE_FILE="false").failed
+    assert by_type(harness, "file") == [] and len(by_type(harness, "incident")) == 1
+    refs = {ref for r in by_type(harness, "relationship") for ref in (r["source_ref"], r["target_ref"])}
+    assert not any(ref.startswith("file--") for ref in refs)  # nothing points at a file that was not sent
+    (sighting,) = by_type(harness, "sighting")
+    assert sighting["sighting_of_ref"] == indicator_id
+
+    harness.platform.reset_state()
+    harness.platform.bundles.clear()
+    assert not harness.run(VIRUSTOTAL_LIVEHUNT_NOTIFICATIONS_CREATE_ALERT="false").failed
+    assert by_type(harness, "incident") == [] and len(by_type(harness, "file")) == 1
+    assert len(by_type(harness, "sighting")) == 1
