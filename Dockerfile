@@ -1,6 +1,7 @@
-# One image for the three connectors: enrichment, downloader and livehunt.
+# One image for the four connectors: enrichment, downloader, livehunt and notifications.
 # `vtframework run` tells them apart by the environment of the original connector's
-# service (VIRUSTOTAL_DOWNLOADER_API_KEY -> downloader, VIRUSTOTAL_LIVEHUNT_TOKEN or
+# service (VIRUSTOTAL_LIVEHUNT_NOTIFICATIONS_API_KEY or CONNECTOR_TYPE=EXTERNAL_IMPORT ->
+# notifications, VIRUSTOTAL_DOWNLOADER_API_KEY -> downloader, VIRUSTOTAL_LIVEHUNT_TOKEN or
 # CONNECTOR_TYPE=STREAM -> livehunt, otherwise enrichment); VTF_PRESET overrides.
 FROM python:3.12-slim
 

@@ -68,7 +68,7 @@ def cli_peak(size: int, workdir: Path) -> tuple[int, float]:
         sha256 = vt.add_generated_download(size, seed=f"cli-{size}")
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "VIRUSTOTAL_DOWNLOADER_API_KEY": "benchmark",
                "VIRUSTOTAL_BASE_URL": vt.base_url, "VIRUSTOTAL_DETECT_QUOTA": "false",
-               "VTF_STATE_DIR": str(workdir / "cli-state"), "VTF_DISABLE_PLUGINS": "hello"}
+               "VTF_STATE_DIR": str(workdir / "cli-state"), "VTF_EXTERNAL_PLUGINS": "false"}
         started = time.monotonic()
         subprocess.run([sys.executable, "-m", "vtframework", "download", sha256, "--dir", str(workdir / "samples")],
                        env=env, check=True, capture_output=True)

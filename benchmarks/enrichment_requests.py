@@ -28,7 +28,7 @@ from vtframework.testing import FakeVirusTotal  # noqa: E402
 
 
 def main() -> int:
-    app = with_paid_features(build_app("virustotal", env={"VTF_DISABLE_PLUGINS": "hello"}, config_file=None))
+    app = with_paid_features(build_app("virustotal", env={"VTF_EXTERNAL_PLUGINS": "false"}, config_file=None))
     rows, failures = [], 0
     with FakeVirusTotal(str(REPLAY_DIR)) as fake, tempfile.TemporaryDirectory() as state_dir:
         client = open_client(app, open_app_state(app, state_dir), base_url=fake.base_url, api_key="bench",

@@ -28,6 +28,15 @@ ORIGINAL_SERVICES = {
         "VIRUSTOTAL_LIVEHUNT_NOTIFICATION_EMAILS=user@example.com",
         'VIRUSTOTAL_LIVEHUNT_SHARED_OWNERS=["user1", "user2"]',
     ]),
+    # The environment of the original notifications connector's README.
+    "connector-virustotal-livehunt-notifications": ("notifications", [
+        "OPENCTI_URL=http://localhost", "OPENCTI_TOKEN=ChangeMe", "CONNECTOR_ID=ChangeMe",
+        "CONNECTOR_NAME=VirusTotal Livehunt Notifications", "CONNECTOR_SCOPE=StixFile,Indicator,Incident",
+        "CONNECTOR_LOG_LEVEL=error", "VIRUSTOTAL_LIVEHUNT_NOTIFICATIONS_API_KEY=ChangeMe",
+        "VIRUSTOTAL_LIVEHUNT_NOTIFICATIONS_INTERVAL_SEC=300", "VIRUSTOTAL_LIVEHUNT_NOTIFICATIONS_CREATE_ALERT=True",
+        "VIRUSTOTAL_LIVEHUNT_NOTIFICATIONS_CREATE_FILE=True", "VIRUSTOTAL_LIVEHUNT_NOTIFICATIONS_CREATE_YARA_RULE=True",
+        "VIRUSTOTAL_LIVEHUNT_NOTIFICATIONS_MAX_AGE_DAYS=3",
+    ]),
 }
 
 

@@ -39,6 +39,7 @@ _LAZY: dict[str, str] = {
     # What hooks are handed
     "EnrichmentContext": "vtframework.context",
     "EnrichmentResult": "vtframework.context",
+    "ImportContext": "vtframework.context",
     "StreamContext": "vtframework.context",
     "STIX_EXT_OCTI": "vtframework.context",
     "STIX_EXT_OCTI_SCO": "vtframework.context",
@@ -63,6 +64,11 @@ _LAZY: dict[str, str] = {
     "from_value": "vtframework.stix.observables",
     "lookup_hash": "vtframework.stix.observables",
     "observables_in_pattern": "vtframework.stix.observables",
+    "extract_yara_rule": "vtframework.stix.yara",
+    "is_ruleset_marker": "vtframework.stix.yara",
+    "marked_indicator": "vtframework.stix.yara",
+    "ruleset_marker": "vtframework.stix.yara",
+    "ruleset_marker_token": "vtframework.stix.yara",
     # State
     "StateStore": "vtframework.state",
     "SQLiteState": "vtframework.state",
@@ -112,6 +118,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         STIX_EXT_OCTI_SCO,
         EnrichmentContext,
         EnrichmentResult,
+        ImportContext,
         StreamContext,
         subject_of,
     )
@@ -128,6 +135,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from vtframework.state import SQLiteState, StateStore, open_state
     from vtframework.stix.factory import AUTHOR_ID, StixFactory, pattern_for
     from vtframework.stix.observables import from_value, lookup_hash, observables_in_pattern
+    from vtframework.stix.yara import (
+        extract_yara_rule,
+        is_ruleset_marker,
+        marked_indicator,
+        ruleset_marker,
+        ruleset_marker_token,
+    )
     from vtframework.vt.client import ClientConfig, VTClient, url_id
     from vtframework.vt.malware_config import C2Address, MalwareConfigs, extract_malware_configs
 

@@ -1,4 +1,4 @@
-"""What a plugin's hooks are handed: the enrichment and stream contexts, and the result.
+"""What a plugin's hooks are handed: the enrichment, stream and import contexts, and the result.
 
 These are part of the plugin contract, like :mod:`vtframework.hookspecs`,
 :mod:`vtframework.records` and :mod:`vtframework.errors`; plugins may annotate
@@ -8,8 +8,9 @@ with them (``from vtframework import EnrichmentContext``).
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from vtframework.records import Observable, PluginFailure, ScoreReason
 
@@ -131,3 +132,88 @@ class StreamContext:
     log: logging.Logger
     opencti: Any = None
 
+
+class ImportContext(ABC):
+    """Handed to ``vtf_import``: one plugin's part of one run of an external-import connector.
+
+    ``client`` is the VirusTotal client of the preset's key, ``state`` the
+    shared key-value state (SQLite or Redis), ``opencti`` pycti's API client
+    (``None`` when the run does not talk to OpenCTI, as in tests), ``log`` a
+    logger. The core implements it (:mod:`vtframework.pipeline.importing`);
+    plugins use it, they never build one.
+    """
+
+    plugin: str
+    client: Any
+    state: Any
+    settings: Any
+    log: logging.Logger
+    opencti: Any = None
+
+    @property
+    @abstractmethod
+    def checkpoint(self) -> dict[str, Any]:
+        """The plugin's progress as last saved (``{}`` on the very first run, or after a reset in OpenCTI)."""
+
+    @property
+    @abstractmethod
+    def connector_state(self) -> dict[str, Any]:
+        """The whole connector state as this run found it (read only): where another connector's keys are read
+        when taking over from it."""
+
+    @abstractmethod
+    def save_checkpoint(self, value: Mapping[str, Any]) -> None:
+        """Persist the plugin's progress now (OpenCTI's connector state).
+
+        :raises vtframework.errors.ImportInterrupted: when the state was reset
+            in OpenCTI meanwhile; the run must stop so the reset is honoured.
+        """
+
+    @abstractmethod
+    def factory(self, markings: Iterable[str] = ()) -> "StixFactory":
+        """The core's STIX factory, stamping the VirusTotal author, ``markings`` and deterministic ids."""
+
+    @abstractmethod
+    def send(self, objects: Iterable[Any], subject: str) -> int:
+        """Send one bundle into the run's work; the author and the markings' definitions are added.
+
+        :param subject: what the objects are about, for messages (``notification 2341…``).
+        :return: The number of objects sent.
+        """
+
+    @abstractmethod
+    def enrich(self, observable: Observable, report: Mapping[str, Any], *, with_owner: bool = False) -> list[dict[str, Any]]:
+        """The objects the other plugins build for a VirusTotal object already in hand (no lookup is made).
+
+        ``with_owner=False`` runs the plugins that own no type (malware
+        configurations and other features); ``True`` also runs the type's
+        owner (the file plugin for a StixFile). The returned objects include
+        ``observable.stix`` as they updated it.
+
+        :raises vtframework.errors.VTFrameworkError: when the enrichment failed.
+        """
+
+    @abstractmethod
+    def store_sample(self, observable: Observable, *, max_size: int, description: str,
+                     name: str | None = None) -> list[dict[str, Any]]:
+        """The observable's sample as an Artifact, by the downloader's road (TLP gate, size cap, streamed,
+        digest verified, not downloaded again when OpenCTI holds it), and the objects that tie it to the
+        observable.
+
+        :raises vtframework.errors.VTFrameworkError: the reason nothing was stored.
+        """
+
+    @abstractmethod
+    def stopping(self) -> bool:
+        """True when the connector is shutting down: save progress and return."""
+
+    def warn(self, message: str) -> None:
+        """Record a problem that costs part of the run but not all of it (it reaches the work's message)."""
+        self.warnings.append(message)
+        self.log.warning("%s", message)
+
+    @property
+    def warnings(self) -> list[str]:
+        if not hasattr(self, "_warnings"):
+            self._warnings: list[str] = []
+        return self._warnings

@@ -45,6 +45,10 @@ class DigestMismatch(VTFrameworkError):
     """A downloaded sample is not the one that was asked for (its digest differs); it was discarded."""
 
 
+class ImportInterrupted(VTFrameworkError):
+    """An import run stopped early on purpose (its state was reset in OpenCTI); nothing failed."""
+
+
 class VTError(VTFrameworkError):
     """A VirusTotal request did not give a usable answer.
 

@@ -236,6 +236,43 @@ def vtf_stream_event(event: "StreamEvent", context: "StreamContext", settings: "
 
 
 @_hookspec
+def vtf_import(context: Any, settings: "Settings") -> "str | None":
+    """Import what is new since the last run (external-import features such as Livehunt notifications).
+
+    Called once per scheduled run of an OpenCTI external-import connector
+    (``vtframework run notifications``), on every plugin that implements it,
+    each in its own error boundary: one plugin's failure is reported in the
+    run's work and the others still run. A run is one OpenCTI work; every
+    bundle sent during it belongs to that work.
+
+    Progress is the plugin's to keep, in ``context.checkpoint``: save it with
+    ``context.save_checkpoint()`` after each item is sent, so a crash loses
+    nothing and repeats at most the item in flight (send objects with
+    deterministic ids, so a repeat changes nothing). A run that stops early
+    (a per-run limit, ``context.stopping()``, a transient failure) resumes
+    from the checkpoint at the next run.
+
+    :param context: The :class:`~vtframework.context.ImportContext` of this
+        plugin for this run: ``client`` (VirusTotal), ``state`` (the shared
+        key-value state), ``settings``, ``log``, ``opencti`` (pycti's API
+        client, ``None`` offline), ``checkpoint`` / ``save_checkpoint()``,
+        ``factory()`` (the core's STIX factory), ``send()`` (one bundle into
+        the run's work), ``enrich()`` (the other plugins' objects for a
+        VirusTotal object in hand), ``store_sample()`` (the downloader's road
+        to an Artifact), ``stopping()`` and ``warn()``.
+    :param settings: The validated, frozen settings.
+    :return: A short account of the run for the work's message (``"3
+        notifications imported"``), or ``None`` when there was nothing to do.
+    :raises vtframework.errors.VTFrameworkError: when the run cannot go on
+        (VirusTotal unreachable, quota spent); what was saved in the
+        checkpoint stays done, and the work is reported as failed with the
+        message.
+
+    .. versionadded:: 0.2
+    """
+
+
+@_hookspec
 def vtf_cli_commands() -> "Iterable[CliCommand]":
     """Add sub-commands to the ``vtframework`` command line.
 

@@ -9,39 +9,11 @@ the rules it depends on, so the indicator compiles on its own.
 from __future__ import annotations
 
 import json
-import re
 from collections import OrderedDict
 from typing import Any, Iterable, Mapping
 
-import plyara
-
-from vtframework import blocks
+from vtframework import blocks, extract_yara_rule
 from vtframework.errors import VTError
-
-_IMPORT = re.compile(r'^\s*import\s+"[^"]+"\s*$', re.MULTILINE)
-
-
-def extract_rule(ruleset_text: str, rule_name: str) -> str | None:
-    """The source of ``rule_name`` with the imports and rules it needs, or ``None``."""
-    parsed = plyara.Plyara().parse_string(ruleset_text)
-    by_name = {rule["rule_name"]: rule for rule in parsed}
-    if rule_name not in by_name:
-        return None
-    lines = ruleset_text.splitlines()
-    needed: list[str] = []
-
-    def visit(name: str) -> None:
-        if name in needed:
-            return
-        for term in by_name[name].get("condition_terms", []):
-            if term in by_name and term != name:
-                visit(term)
-        needed.append(name)
-
-    visit(rule_name)
-    imports = list(OrderedDict.fromkeys(match.strip() for match in _IMPORT.findall(ruleset_text)))
-    sources = ["\n".join(lines[by_name[name]["start_line"] - 1 : by_name[name]["stop_line"]]) for name in needed]
-    return "\n\n".join(part for part in ("\n".join(imports), *sources) if part).strip() + "\n"
 
 
 def _group_by_ruleset(hits: Iterable[Any]) -> "OrderedDict[str, list[Mapping[str, Any]]]":
@@ -102,7 +74,7 @@ def _rule_text(context: Any, ruleset_text: Any, rule_name: str, ruleset_id: str)
         context.warn(f"YARA rule {rule_name} skipped: ruleset {ruleset_id} has no rules text")
         return None
     try:
-        rule = extract_rule(ruleset_text, rule_name)
+        rule = extract_yara_rule(ruleset_text, rule_name)
     except Exception as exc:  # plyara raises several parser error types
         context.warn(f"YARA rule {rule_name} skipped: ruleset {ruleset_id} does not parse ({exc})")
         return None

@@ -14,47 +14,27 @@ stream and a second replica.
 from __future__ import annotations
 
 import hashlib
-import re
-import uuid
 from typing import Any, Mapping
+
+from vtframework import is_ruleset_marker, marked_indicator, ruleset_marker, ruleset_marker_token
 
 from vtframework_plugins.livehunt.indicator import YaraIndicator
 
-MARKER_PREFIX = "// vtframework: "
-_MARKER = re.compile(r"^// vtframework: (\S+)(?: (\S+))?[ \t]*$")
 #: Longest part of the indicator name kept in the ruleset name.
 MAX_NAME = 100
 
-
-def token(indicator_id: str) -> str:
-    """One word derived from the indicator id, for the ``rules:`` filter."""
-    try:
-        return "vtf" + uuid.UUID(indicator_id.split("--", 1)[-1]).hex
-    except ValueError:
-        return "vtf" + hashlib.sha256(indicator_id.encode()).hexdigest()[:32]
-
-
-def marker_line(indicator_id: str) -> str:
-    return f"{MARKER_PREFIX}{indicator_id} {token(indicator_id)}"
+# The marker format is the core's (vtframework.stix.yara): the notifications importer reads it too.
+token = ruleset_marker_token
+marker_line = ruleset_marker
+indicator_of = marked_indicator
 
 
 def marked_rules(indicator_id: str, pattern: str) -> str:
     """The rules text we send: our marker line, then the pattern (without any older marker)."""
     lines = pattern.strip("\n").split("\n")
-    while lines and _MARKER.match(lines[0].strip()):
+    while lines and is_ruleset_marker(lines[0]):
         lines.pop(0)
     return marker_line(indicator_id) + "\n" + "\n".join(lines)
-
-
-def indicator_of(rules: Any) -> str | None:
-    """The indicator id a ruleset's rules text is marked with, or None for rulesets not ours."""
-    if not isinstance(rules, str):
-        return None
-    first = rules.lstrip().split("\n", 1)[0].strip()
-    found = _MARKER.match(first)
-    if not found or (found.group(2) and found.group(2) != token(found.group(1))):
-        return None
-    return found.group(1)
 
 
 def ruleset_name(indicator: YaraIndicator) -> str:

@@ -1,4 +1,4 @@
-"""``vtframework run``: run as an OpenCTI connector (enrichment, downloader or livehunt)."""
+"""``vtframework run``: run as an OpenCTI connector (enrichment, downloader, livehunt or notifications)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ RUNTIMES = {
     "enrichment": "vtframework.opencti.enrichment:EnrichmentConnector",
     "downloader": "vtframework.opencti.downloader:DownloaderConnector",
     "livehunt": "vtframework.opencti.stream:StreamConnector",
+    "notifications": "vtframework.opencti.importer:ImportConnector",
 }
 
 
@@ -21,8 +22,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "mode", nargs="?", choices=sorted(RUN_MODES),
         help="connector to run (default: told apart by the environment of an original connector's "
-        "service: VIRUSTOTAL_DOWNLOADER_API_KEY -> downloader, VIRUSTOTAL_LIVEHUNT_TOKEN or "
-        "CONNECTOR_TYPE=STREAM -> livehunt, else enrichment; VTF_PRESET overrides)",
+        "service: VIRUSTOTAL_LIVEHUNT_NOTIFICATIONS_API_KEY or CONNECTOR_TYPE=EXTERNAL_IMPORT -> notifications, "
+        "VIRUSTOTAL_DOWNLOADER_API_KEY -> downloader, VIRUSTOTAL_LIVEHUNT_TOKEN or CONNECTOR_TYPE=STREAM -> "
+        "livehunt, else enrichment; VTF_PRESET overrides)",
     )
     parser.add_argument(
         "--check", action="store_true",
@@ -33,7 +35,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def mode_for(args_mode: str | None, env: Any) -> str:
     if args_mode:
         return args_mode
-    preset = detect_preset(env)
+    from vtframework.host.config import find_config_file, read_config_file
+
+    preset = detect_preset(env, read_config_file(find_config_file(env)))
     return next(mode for mode, name in RUN_MODES.items() if name == preset)
 
 
@@ -58,4 +62,4 @@ def run(args: argparse.Namespace, app_factory: Callable[..., Any]) -> int:
     return EXIT_OK
 
 
-COMMAND = ("run", "run as an OpenCTI connector (enrichment, downloader or livehunt)", configure, run)
+COMMAND = ("run", "run as an OpenCTI connector (enrichment, downloader, livehunt or notifications)", configure, run)

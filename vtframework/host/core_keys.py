@@ -10,7 +10,7 @@ from __future__ import annotations
 from vtframework.records import ConfigKey
 
 LOG_LEVELS = ("debug", "info", "warn", "warning", "error")
-CONNECTOR_TYPES = ("INTERNAL_ENRICHMENT", "STREAM")
+CONNECTOR_TYPES = ("INTERNAL_ENRICHMENT", "STREAM", "EXTERNAL_IMPORT")
 
 VIRUSTOTAL_BASE_URL = "https://www.virustotal.com/api/v3"
 
@@ -35,6 +35,20 @@ CORE_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("connector.confidence_level", "int", None, "Default confidence level (0-100).", minimum=0),
     ConfigKey("connector.expose_metrics", "bool", False, "Expose Prometheus metrics."),
     ConfigKey("connector.metrics_port", "int", 9095, "Port of the Prometheus metrics endpoint.", minimum=1),
+    ConfigKey(
+        "connector.duration_period",
+        "str",
+        None,
+        "Time between two runs of an import connector, as an ISO 8601 duration (PT5M); 0 runs once and stops.",
+    ),
+    ConfigKey("connector.run_and_terminate", "bool", False, "Run an import connector once, then stop."),
+    ConfigKey(
+        "connector.queue_threshold",
+        "float",
+        500.0,
+        "Skip a scheduled run while the connector's queue in OpenCTI holds more than this many MB (import connectors).",
+        minimum=0,
+    ),
     ConfigKey("connector.live_stream_id", "str", None, "Live stream id (stream connectors)."),
     ConfigKey("connector.live_stream_listen_delete", "bool", True, "Listen to delete events (stream connectors)."),
     ConfigKey(
@@ -104,7 +118,12 @@ CORE_KEYS: tuple[ConfigKey, ...] = (
         "Load plugins other packages install (entry points); false loads the built-ins only.",
     ),
     ConfigKey("vtf.trace_plugins", "bool", False, "Log every plugin hook call with its plugin and duration."),
-    ConfigKey("vtf.preset", "str", None, "Preset: virustotal, virustotal-downloader or virustotal-livehunt."),
+    ConfigKey(
+        "vtf.preset",
+        "str",
+        None,
+        "Preset: virustotal, virustotal-downloader, virustotal-livehunt or virustotal-livehunt-notifications.",
+    ),
 )
 
 

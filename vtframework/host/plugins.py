@@ -49,6 +49,7 @@ DEFAULT_PLUGINS: dict[str, str] = {
     "crowdsourced_context": "vtframework_plugins.crowdsourced_context",
     "community": "vtframework_plugins.community",
     "explain": "vtframework_plugins.explain",
+    "notifications": "vtframework_plugins.notifications",
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -115,6 +116,9 @@ class PluginHost:
     def implements(self, plugin: str, hook: str) -> bool:
         info = self.infos.get(plugin)
         return info is not None and hook in info.hooks
+    def implementers(self, hook: str) -> list[str]:
+        """The loaded plugins that implement ``hook``, in load order."""
+        return [self.pm.get_name(impl.plugin) or "?" for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls())]
 
     # -- calling hooks inside error boundaries ---------------------------
     def call_each(

@@ -1,4 +1,4 @@
-"""Presets: one install, three connectors.
+"""Presets: one install, four connectors.
 
 A preset picks the built-in plugins and puts back the original connector's
 defaults (id, name, scope, type, log level), so a service that ran one of the
@@ -22,6 +22,9 @@ class Preset:
     api_key_path: str
     defaults: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
+    #: The original connector's run interval key in seconds, if it had one (deprecated there in
+    #: favour of CONNECTOR_DURATION_PERIOD, which wins when both are set).
+    interval_path: str | None = None
 
 
 #: Typeless features the enrichment preset adds to every file, IP, domain and URL; those
@@ -69,11 +72,31 @@ PRESETS: dict[str, Preset] = {
             },
             "Keeps VirusTotal Livehunt rulesets in step with OpenCTI YARA indicators.",
         ),
+        Preset(
+            "virustotal-livehunt-notifications",
+            ("notifications", "downloader", "file", "malware_config"),
+            "virustotal_livehunt_notifications.api_key",
+            {
+                "connector.id": "325cbb22-ee42-4898-9d99-302ca216671b",
+                "connector.name": "VirusTotal Livehunt Notifications",
+                "connector.type": "EXTERNAL_IMPORT",
+                "connector.scope": ["StixFile", "Indicator", "Incident", "Domain-Name", "Url", "IPv4-Addr", "IPv6-Addr"],
+                "connector.log_level": "error",
+                "connector.duration_period": "PT5M",
+            },
+            "Imports what Livehunt rulesets matched: alerts, the matched files, Sightings of the hunting indicators.",
+            interval_path="virustotal_livehunt_notifications.interval_sec",
+        ),
     )
 }
 
 #: ``vtframework run <mode>`` names.
-RUN_MODES = {"enrichment": "virustotal", "downloader": "virustotal-downloader", "livehunt": "virustotal-livehunt"}
+RUN_MODES = {
+    "enrichment": "virustotal",
+    "downloader": "virustotal-downloader",
+    "livehunt": "virustotal-livehunt",
+    "notifications": "virustotal-livehunt-notifications",
+}
 
 
 def get_preset(name: str | None) -> Preset | None:
@@ -87,16 +110,38 @@ def get_preset(name: str | None) -> Preset | None:
         ) from None
 
 
-def detect_preset(env: Mapping[str, str]) -> str:
-    """Guess the preset of an unchanged original docker-compose service.
+def detect_preset(env: Mapping[str, str], config: Mapping[str, Any] | None = None) -> str:
+    """Guess the preset of an unchanged original docker-compose service (or ``config.yml``).
 
-    Each original connector is told apart by its own API key variable (and
-    CONNECTOR_TYPE=STREAM for the livehunt one); ``VTF_PRESET`` overrides.
+    Each original connector is told apart by its own API key (and
+    CONNECTOR_TYPE=STREAM for the livehunt one, EXTERNAL_IMPORT for the
+    notifications one); ``VTF_PRESET`` overrides. The environment is read
+    first; a ``config.yml`` (``config``, as read) says the same with the
+    section of its key and ``connector.type``.
     """
     if env.get("VTF_PRESET"):
         return env["VTF_PRESET"]
-    if env.get("VIRUSTOTAL_LIVEHUNT_TOKEN") or env.get("CONNECTOR_TYPE", "").upper() == "STREAM":
+    found = _detect(env.get("CONNECTOR_TYPE"), [bool(env.get(name)) for name in _KEY_VARIABLES])
+    if found is None and config:
+        connector = config.get("connector")
+        kind = connector.get("type") if isinstance(connector, Mapping) else None
+        found = _detect(kind, [isinstance(config.get(section), Mapping) for section in _KEY_SECTIONS])
+    return found or "virustotal"
+
+
+#: Where each original connector's API key lives: its variable and its config.yml section (same order).
+_KEY_VARIABLES = ("VIRUSTOTAL_LIVEHUNT_NOTIFICATIONS_API_KEY", "VIRUSTOTAL_LIVEHUNT_TOKEN",
+                  "VIRUSTOTAL_DOWNLOADER_API_KEY", "VIRUSTOTAL_TOKEN")
+_KEY_SECTIONS = ("virustotal_livehunt_notifications", "virustotal_livehunt", "virustotal_downloader", "virustotal")
+
+
+def _detect(kind: Any, keys: list[bool]) -> str | None:
+    notifications, livehunt, downloader, enrichment = keys
+    kind = str(kind or "").upper()
+    if notifications or kind == "EXTERNAL_IMPORT":
+        return "virustotal-livehunt-notifications"
+    if livehunt or kind == "STREAM":
         return "virustotal-livehunt"
-    if env.get("VIRUSTOTAL_DOWNLOADER_API_KEY") and not env.get("VIRUSTOTAL_TOKEN"):
+    if downloader and not enrichment:
         return "virustotal-downloader"
-    return "virustotal"
+    return "virustotal" if enrichment else None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import uuid
 from typing import Any, Mapping
 
@@ -14,12 +13,10 @@ from vtframework.opencti.artifacts import OpenCTIArtifacts
 from vtframework.opencti.helper import failure_reason, start_helper
 from vtframework.opencti.messages import observable_from_message
 from vtframework.opencti.metrics import Metrics
-from vtframework.pipeline.download import fetch_sample
+from vtframework.pipeline.download import store_sample
 from vtframework.pipeline.enrich import dedupe
-from vtframework.stix.factory import AUTHOR_ID, StixFactory, author, to_dict
+from vtframework.stix.factory import author, to_dict
 from vtframework.stix.observables import lookup_hash
-
-log = logging.getLogger("vtframework.downloader")
 
 
 class DownloaderConnector:
@@ -59,38 +56,17 @@ class DownloaderConnector:
             raise InputError(f"the downloader fetches the samples of StixFile observables, not of {entity_type}")
         observable = observable_from_message(entity, stix_entity)
         _name, value = lookup_hash(observable, "have its sample downloaded")
-        existing = self.artifacts.find(dict(observable.hashes))
-        if existing is not None:
-            artifact = {"id": existing["standard_id"], "existing": True, "sha256": existing.get("observable_value")}
-            message = f"StixFile {value}: OpenCTI already holds its sample (Artifact {existing['standard_id']}); not downloaded again"
-        else:
-            sample = fetch_sample(self.app, self.client, observable,
-                                  max_size=self.app.settings["virustotal_downloader.max_size"])
-            try:
-                stored = self.artifacts.upload(
-                    sample, name=str(observable.stix.get("name") or sample.sha256),
-                    description=f"Downloaded from VirusTotal using hash {value}",
-                    author_id=AUTHOR_ID, markings=observable.markings,
-                )
-            finally:
-                sample.discard()
-            artifact = {"id": stored["standard_id"], "existing": False, "sha256": sample.sha256,
-                        "size": sample.size, "mime_type": sample.mime_type}
-            message = f"StixFile {value}: sample downloaded ({sample.size} bytes, {sample.mime_type}), Artifact {stored['standard_id']}"
-        context = _ArtifactContext(StixFactory(markings=observable.markings), self.app.settings, log)
-        created, failures = self.app.host.call_each(
-            "vtf_artifact_objects", observable=observable, artifact=artifact, context=context, settings=self.app.settings
+        stored = store_sample(
+            self.app, self.client, self.artifacts, observable,
+            max_size=self.app.settings["virustotal_downloader.max_size"],
+            name=str(observable.stix.get("name") or "") or None,
+            description=f"Downloaded from VirusTotal using hash {value}",
         )
-        if failures:
-            raise failures[0].as_error()
-        objects = [to_dict(author()), *(to_dict(obj) for _plugin, result in created for obj in result)]
+        message = stored.message
+        objects = [to_dict(author()), *stored.objects]
         if self.helper.playbook is not None:  # a playbook step passes the incoming bundle on, enriched
             objects = dedupe([*(data.get("stix_objects") or []), *objects])
         self.helper.send_stix2_bundle(json.dumps({"type": "bundle", "id": f"bundle--{uuid.uuid4()}", "objects": objects}))
         self.helper.connector_logger.info(message)
         return message
 
-
-class _ArtifactContext:
-    def __init__(self, factory: Any, settings: Any, logger: logging.Logger) -> None:
-        self.factory, self.settings, self.log = factory, settings, logger

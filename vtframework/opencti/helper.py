@@ -39,12 +39,15 @@ def helper_config(app: App) -> dict[str, Any]:
     return config
 
 
-def start_helper(app: App, **kwargs: Any) -> Any:
-    """A registered pycti helper (requires OPENCTI_URL and OPENCTI_TOKEN)."""
+def start_helper(app: App, config: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+    """A registered pycti helper (requires OPENCTI_URL and OPENCTI_TOKEN).
+
+    :param config: pycti's configuration when the runtime adjusts :func:`helper_config`'s.
+    """
     app.settings.require("opencti.url", "opencti.token", "connector.id", why="to run as an OpenCTI connector")
     from pycti import OpenCTIConnectorHelper
 
-    return OpenCTIConnectorHelper(helper_config(app), **kwargs)
+    return OpenCTIConnectorHelper(config or helper_config(app), **kwargs)
 
 
 #: Failures worth trying the same event again for (after the client's own retries).

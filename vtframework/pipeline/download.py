@@ -8,17 +8,21 @@ only when the digest VirusTotal was asked for matches.
 from __future__ import annotations
 
 import hashlib
+import logging
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Iterable, Protocol
 
 from vtframework.errors import DigestMismatch, PluginError
 from vtframework.host.app import App
 from vtframework.policy.egress import check_lookup
 from vtframework.records import Observable, VTQuery
+from vtframework.stix.factory import AUTHOR_ID, StixFactory, to_dict
 from vtframework.stix.observables import lookup_hash
+
+log = logging.getLogger("vtframework.download")
 
 #: How many bytes the MIME sniffer reads from the start of a sample.
 SNIFF_BYTES = 8192
@@ -117,3 +121,72 @@ def save_sample(sample: Sample, directory: str | Path) -> Path:
     sample.path = target
     return target
 
+
+class ArtifactStore(Protocol):
+    """Where samples are kept as Artifacts (OpenCTI, or a test's memory)."""
+
+    def find(self, hashes: dict[str, str]) -> dict[str, Any] | None:
+        """An Artifact already held with one of these hashes (``standard_id``, ``observable_value``), or None."""
+
+    def upload(self, sample: Sample, *, name: str, description: str, author_id: str | None,
+               markings: Iterable[str]) -> dict[str, Any]:
+        """Store the sample as an Artifact; its ``standard_id``."""
+
+
+@dataclass
+class StoredSample:
+    """A sample held as an Artifact, and the objects that tie it to its observable."""
+
+    artifact: dict[str, Any]
+    message: str
+    objects: list[dict[str, Any]] = field(default_factory=list)
+
+
+def store_sample(
+    app: App,
+    client: Any,
+    store: ArtifactStore,
+    observable: Observable,
+    *,
+    max_size: int,
+    description: str,
+    name: str | None = None,
+    factory: StixFactory | None = None,
+) -> StoredSample:
+    """The downloader's road for one observable: already held, or downloaded (TLP gate, size cap,
+    streamed, digest verified) and uploaded; then each plugin's ``vtf_artifact_objects``.
+
+    :raises VTFrameworkError: the reason nothing was stored (TLP, not found, too large, digest).
+    """
+    _name, value = lookup_hash(observable, "have its sample downloaded")
+    existing = store.find(dict(observable.hashes))
+    if existing is not None:
+        artifact = {"id": existing["standard_id"], "existing": True, "sha256": existing.get("observable_value")}
+        message = (f"{observable.entity_type} {value}: OpenCTI already holds its sample "
+                   f"(Artifact {existing['standard_id']}); not downloaded again")
+    else:
+        sample = fetch_sample(app, client, observable, max_size=max_size)
+        try:
+            stored = store.upload(sample, name=name or sample.sha256, description=description,
+                                  author_id=AUTHOR_ID, markings=observable.markings)
+        finally:
+            sample.discard()
+        artifact = {"id": stored["standard_id"], "existing": False, "sha256": sample.sha256,
+                    "size": sample.size, "mime_type": sample.mime_type}
+        message = (f"{observable.entity_type} {value}: sample downloaded ({sample.size} bytes, {sample.mime_type}), "
+                   f"Artifact {stored['standard_id']}")
+    context = _ArtifactContext(factory or StixFactory(markings=observable.markings), app.settings, log)
+    created, failures = app.host.call_each(
+        "vtf_artifact_objects", observable=observable, artifact=artifact, context=context, settings=app.settings
+    )
+    if failures:
+        raise failures[0].as_error()
+    objects = [to_dict(obj) for _plugin, result in created for obj in result]
+    return StoredSample(artifact, message, objects)
+
+
+class _ArtifactContext:
+    """What ``vtf_artifact_objects`` is handed: ``factory``, ``settings``, ``log``."""
+
+    def __init__(self, factory: Any, settings: Any, logger: logging.Logger) -> None:
+        self.factory, self.settings, self.log = factory, settings, logger

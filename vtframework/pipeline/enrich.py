@@ -41,11 +41,22 @@ class Pipeline:
         self.strict = strict
 
     # -- public ---------------------------------------------------------
-    def enrich(self, observable: Observable, target: Mapping[str, Any] | None = None) -> EnrichmentResult:
+    def enrich(
+        self,
+        observable: Observable,
+        target: Mapping[str, Any] | None = None,
+        *,
+        report: Mapping[str, Any] | None = None,
+        with_owner: bool = True,
+    ) -> EnrichmentResult:
         """Enrich one observable; failures come back as a result, never raised.
 
         :param target: the Indicator to update instead of the observable (for
             Indicator enrichment).
+        :param report: VirusTotal's object for the observable when the caller
+            already holds it (an imported Livehunt match): no lookup is made.
+        :param with_owner: ``False`` runs only the plugins that own no type
+            (features such as malware configurations), not the type's owner.
         """
         usage = self.client.track()
         # A plugin that failed to load takes no part in any enrichment: every result says so.
@@ -53,7 +64,7 @@ class Pipeline:
         with usage:
             try:
                 context = self._context(observable, target)
-                objects = self._run(context, plugin_errors)
+                objects = self._run(context, plugin_errors, report, with_owner)
             except (VTFrameworkError, PluginError) as exc:
                 message = str(exc) + _plugin_errors_note(plugin_errors)
                 if isinstance(exc, PluginError):
@@ -142,29 +153,39 @@ class Pipeline:
             via_indicator=target is not None,
         )
 
-    def _run(self, context: EnrichmentContext, plugin_errors: list[PluginFailure]) -> list[dict[str, Any]]:
+    def _run(
+        self,
+        context: EnrichmentContext,
+        plugin_errors: list[PluginFailure],
+        report: Mapping[str, Any] | None = None,
+        with_owner: bool = True,
+    ) -> list[dict[str, Any]]:
         observable = context.observable
         subject = subject_of(observable)
         owner = self.app.host.owner_of(observable.entity_type)
-        if owner is None:
+        if owner is None and (with_owner or report is None):
             loaded = ", ".join(sorted(self.app.host.owners)) or "none"
             raise InputError(f"{subject}: no loaded plugin enriches {observable.entity_type} (enriched types: {loaded})")
-        check_lookup(observable.tlp, self.app.settings, subject)
-        query = self.app.host.call_plugin(owner, "vtf_vt_query", observable=observable, settings=self.app.settings)
-        if not isinstance(query, VTQuery):
-            raise PluginError(
-                f"plugin {owner!r} returned no VirusTotal query for {subject}", plugin=owner, hook="vtf_vt_query",
-                reason=f"returned {type(query).__name__}, not a VTQuery, for {subject}",
-            )
-        report = self._lookup(owner, query, context)
+        if report is None:
+            check_lookup(observable.tlp, self.app.settings, subject)
+            query = self.app.host.call_plugin(owner, "vtf_vt_query", observable=observable, settings=self.app.settings)
+            if not isinstance(query, VTQuery):
+                raise PluginError(
+                    f"plugin {owner!r} returned no VirusTotal query for {subject}", plugin=owner, hook="vtf_vt_query",
+                    reason=f"returned {type(query).__name__}, not a VTQuery, for {subject}",
+                )
+            subject = query.subject or subject
+            report = self._lookup(owner, query, context)
         if not blocks.attributes(report) and not isinstance((report.get("data") or {}).get("attributes"), dict):
-            raise MalformedResponse("the answer has no data.attributes", subject=query.subject or subject)
+            raise MalformedResponse("the answer has no data.attributes", subject=subject)
         settings = self.app.settings
         context._reasons_source = lambda: self._score_reasons(context, report)
-        created = self.app.host.call_plugin(
-            owner, "vtf_stix_objects", observable=observable, report=report, context=context, settings=settings
-        )
-        objects = list(created or [])
+        objects: list[Any] = []
+        if with_owner:
+            created = self.app.host.call_plugin(
+                owner, "vtf_stix_objects", observable=observable, report=report, context=context, settings=settings
+            )
+            objects = list(created or [])
         extra, failures = self.app.host.call_each(
             "vtf_stix_objects", observable=observable, report=report, context=context, settings=settings,
             # Type plugins hear only about their own types; the owner was called above.

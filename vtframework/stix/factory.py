@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 from typing import Any, Iterable, Mapping
 
 import stix2
@@ -18,16 +19,26 @@ from pycti import (
     CustomObservableHostname,
     CustomObservableText,
     Identity,
+    Incident,
     Indicator,
     Location,
     Malware,
     Note,
     StixCoreRelationship,
+    StixSightingRelationship,
 )
+from stix2.canonicalization.Canonicalize import canonicalize
 
 from vtframework.context import STIX_EXT_OCTI_SCO
 
 AUTHOR_ID = Identity.generate_id("VirusTotal", "organization")
+#: The namespace of OpenCTI's (and pycti's) deterministic ids.
+OPENCTI_NAMESPACE = uuid.UUID("00abedb4-aa42-466c-9c01-fed23315a9b7")
+
+
+def stix_time(moment: dt.datetime) -> str:
+    """A time as OpenCTI stores and hashes it: UTC, milliseconds, ``Z`` (``2021-03-29T13:40:54.000Z``)."""
+    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 #: STIX pattern object path for each OpenCTI observable type.
 PATTERN_PATHS = {
@@ -212,6 +223,48 @@ class StixFactory:
             **self._common(),
         )
 
+    def incident(
+        self,
+        *,
+        name: str,
+        created: dt.datetime,
+        incident_type: str,
+        description: str | None = None,
+        source: str | None = None,
+        first_seen: dt.datetime | None = None,
+        last_seen: dt.datetime | None = None,
+        severity: str | None = None,
+        labels: Iterable[str] = (),
+        external_references: Iterable[Mapping[str, Any]] = (),
+    ) -> stix2.Incident:
+        """An Incident whose id is the one OpenCTI computes (its name and ``created``).
+
+        ``created`` is part of the id, so it must be a time that does not
+        change (the event's own time), never "now".
+        """
+        custom: dict[str, Any] = {"incident_type": incident_type}
+        for key, value in (("source", source), ("severity", severity), ("first_seen", first_seen),
+                           ("last_seen", last_seen)):
+            if value is not None:
+                custom[key] = stix_time(value) if isinstance(value, dt.datetime) else value
+        optional: dict[str, Any] = {}
+        if description:
+            optional["description"] = description
+        if labels:
+            optional["labels"] = list(labels)
+        if external_references:
+            optional["external_references"] = list(external_references)
+        created_text = stix_time(created)
+        return stix2.Incident(
+            id=Incident.generate_id(name, created_text),
+            name=name,
+            created=created_text,
+            modified=created_text,
+            **optional,
+            **custom,
+            **self._common(),
+        )
+
     def country(self, name: str, code: str) -> stix2.Location:
         """A country that matches OpenCTI's own country entities (keyed by full name)."""
         return stix2.Location(
@@ -231,6 +284,48 @@ class StixFactory:
             source_ref=source,
             target_ref=target,
             **extra,
+            **self._common(),
+        )
+
+    def sighting(
+        self,
+        *,
+        sighting_of: str,
+        where_sighted: Iterable[str],
+        first_seen: dt.datetime,
+        last_seen: dt.datetime,
+        count: int = 1,
+        description: str | None = None,
+        subject: str | None = None,
+        external_references: Iterable[Mapping[str, Any]] = (),
+    ) -> stix2.Sighting:
+        """A Sighting of ``sighting_of`` (an SDO, usually an Indicator) where ``where_sighted`` saw it.
+
+        Without ``subject`` the id is OpenCTI's own (what was sighted, where,
+        first and last seen). With ``subject`` (what the sighting is about, e.g.
+        ``file:<sha256>``) the id is one per (sighted, where, subject) whatever
+        the dates, so a later sighting of the same subject reaches the same
+        Sighting in OpenCTI, which widens its first/last seen and adds the count.
+        """
+        where = list(dict.fromkeys(where_sighted))
+        if subject is None:
+            ident = StixSightingRelationship.generate_id(sighting_of, where, stix_time(first_seen), stix_time(last_seen))
+        else:
+            seed = {"type": "sighting", "sighting_of_ref": sighting_of, "where_sighted_refs": where, "subject": subject}
+            ident = f"sighting--{uuid.uuid5(OPENCTI_NAMESPACE, canonicalize(seed, utf8=False))}"
+        optional: dict[str, Any] = {}
+        if description:
+            optional["description"] = description
+        if external_references:
+            optional["external_references"] = list(external_references)
+        return stix2.Sighting(
+            id=ident,
+            sighting_of_ref=sighting_of,
+            where_sighted_refs=where,
+            first_seen=stix_time(first_seen),
+            last_seen=stix_time(last_seen),
+            count=count,
+            **optional,
             **self._common(),
         )
 

@@ -7,6 +7,8 @@
   (:mod:`vtframework.testing.pytest_plugin`, installed with vtframework);
 - :func:`default_vcr_config`: cassette settings that scrub the ``x-apikey`` header;
 - :func:`assert_valid_bundle`: stix2 parses it and the OASIS validator passes it;
+- :func:`import_offline` / :class:`MemoryOpenCTI`: one run of the import plugins
+  (``vtf_import``) against an in-memory OpenCTI;
 - :func:`enrich_checked`, :func:`objects_of`, :func:`notes_by_abstract`,
   :func:`relationship_triples`, :func:`assert_stamped`, :func:`assert_repeat_is_free`:
   reading and checking an enrichment's result;
@@ -24,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 _LAZY: dict[str, str] = {
     "FakeClock": "vtframework.testing.clock",
     "FakeVirusTotal": "vtframework.testing.fakevt",
+    "MemoryOpenCTI": "vtframework.testing.importing",
+    "import_offline": "vtframework.testing.importing",
     "RecordedRequest": "vtframework.testing.fakevt",
     "RECORDINGS_DIR": "vtframework.testing.plugins",
     "enrich_offline": "vtframework.testing.plugins",
@@ -56,6 +60,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from vtframework.testing.clock import FakeClock
     from vtframework.testing.fakevt import FakeVirusTotal, RecordedRequest
+    from vtframework.testing.importing import MemoryOpenCTI, import_offline
     from vtframework.testing.plugins import RECORDINGS_DIR, enrich_offline, offline_client, plugin_app, plugin_name
     from vtframework.testing.results import (
         assert_repeat_is_free,

@@ -9,7 +9,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 from vtframework.policy.markings import TLP_MARKINGS
 from vtframework.testing.fakeopencti import FakeOpenCTI
@@ -41,10 +41,12 @@ def marking(tlp: str) -> dict:
 class Connector:
     """A ``vtframework run MODE`` process and what it needs around it."""
 
-    def __init__(self, mode: str, opencti: FakeOpenCTI, vt_base_url: str, state_dir: Path, **env: str) -> None:
-        self.id = str(uuid.uuid4())
+    def __init__(self, mode: str, opencti: FakeOpenCTI, vt_base_url: str, state_dir: Path,
+                 connector_id: str | None = None, **env: str) -> None:
+        """:param connector_id: the id of a connector that ran before (a restart); a new one by default."""
+        self.id = connector_id or str(uuid.uuid4())
         self.opencti = opencti
-        self.log_path = state_dir / f"connector-{self.id}.log"
+        self.log_path = state_dir / f"connector-{self.id}-{uuid.uuid4().hex[:6]}.log"
         environment = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "OPENCTI_URL": opencti.url,
@@ -89,6 +91,25 @@ class Connector:
             if name in ("VmRSS", "VmHWM"):
                 fields[name] = int(value.split()[0]) * 1024
         return fields["VmRSS"], fields["VmHWM"]
+
+    def wait(self, timeout: float = 60.0) -> int:
+        """Wait for the process to end by itself (a run-and-terminate connector); its exit code."""
+        assert self.process is not None
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"the connector did not stop within {timeout} s:\n{self.output()}") from None
+
+    def wait_for(self, condition: Callable[[], Any], what: str, timeout: float = 30.0) -> None:
+        """Wait until ``condition()`` holds; fail with the connector's output if it stops or time runs out."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            if self.process is not None and self.process.poll() is not None:
+                raise AssertionError(f"the connector stopped while waiting for {what}:\n{self.output()}")
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}:\n{self.output()}")
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -6,6 +6,8 @@ import, indicator lists), serves live streams as SSE, and, like the platform,
 declares the connector's queues in a real RabbitMQ when the connector
 registers. Tests publish platform-shaped messages with :meth:`FakeOpenCTI.publish`
 and read what the connector pushed with :meth:`FakeOpenCTI.pushed_bundles`.
+Connector state and works (what scheduled import connectors need) come from
+:mod:`vtframework.testing.fakeopencti_import`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterable
 
+from vtframework.testing.fakeopencti_import import ExternalImportSupport, GraphQLError
 from vtframework.testing.server import LocalServer
 
 CONNECTOR_EXCHANGE = "amqp.connector.exchange"
@@ -60,7 +63,7 @@ def _jwks() -> str:
     return json.dumps({"keys": [jwk]})
 
 
-class FakeOpenCTI(LocalServer):
+class FakeOpenCTI(ExternalImportSupport, LocalServer):
     """See the module docstring.
 
     :param amqp: ``(host, port, user, password)`` of the RabbitMQ the
@@ -81,6 +84,7 @@ class FakeOpenCTI(LocalServer):
         self._lock = threading.Lock()
         self._jwks = _jwks()
         self._stopping = threading.Event()
+        self._init_import_support()
 
     # -- lifecycle --------------------------------------------------------
     def start(self) -> "FakeOpenCTI":
@@ -133,8 +137,10 @@ class FakeOpenCTI(LocalServer):
         self, entity: dict[str, Any], stix_entity: dict[str, Any] | None, work_id: str | None = None
     ) -> dict[str, Any]:
         """The message the platform sends for a manual enrichment (``enrichment_resolution: none``)."""
+        work_id = work_id or f"work_{uuid.uuid4()}"
+        self.declare_work(work_id, name=f"Enrichment of {entity['standard_id']}")
         return {
-            "internal": {"work_id": work_id or f"work_{uuid.uuid4()}", "applicant_id": None,
+            "internal": {"work_id": work_id, "applicant_id": None,
                          "trigger": "update", "mode": "manual"},
             "event": {
                 "event_type": "INTERNAL_ENRICHMENT",
@@ -158,8 +164,14 @@ class FakeOpenCTI(LocalServer):
 
     def pushed_bundles(self, connector_id: str, timeout: float = 10.0, expect: int = 1) -> list[dict[str, Any]]:
         """Bundles the connector pushed for import (one per object: pycti splits them)."""
+        return [bundle for _work, bundle in self.pushed_messages(connector_id, timeout, expect)]
+
+    def pushed_messages(
+        self, connector_id: str, timeout: float = 10.0, expect: int = 1
+    ) -> list[tuple[str | None, dict[str, Any]]]:
+        """``(work id, bundle)`` of each message the connector pushed, taken off its queue."""
         deadline = time.monotonic() + timeout
-        found: list[dict[str, Any]] = []
+        found: list[tuple[str | None, dict[str, Any]]] = []
         with self._channel() as channel:
             while time.monotonic() < deadline:
                 method, _props, body = channel.basic_get(f"push_{connector_id}", auto_ack=True)
@@ -169,7 +181,7 @@ class FakeOpenCTI(LocalServer):
                     time.sleep(0.05)
                     continue
                 envelope = json.loads(body)
-                found.append(json.loads(base64.b64decode(envelope["content"])))
+                found.append((envelope.get("work_id"), json.loads(base64.b64decode(envelope["content"]))))
         return found
 
     def wait_consumers(self, connector_id: str, count: int = 1, timeout: float = 20.0) -> None:
@@ -262,8 +274,6 @@ class FakeOpenCTI(LocalServer):
         handler = getattr(self, f"_op_{operation}", None)
         if handler is not None:
             return handler(variables, files)
-        if operation.startswith("work") or operation in ("addExpectations", "reportExpectation", "pingWork"):
-            return {"workEdit": {"id": variables.get("id")}}
         if operation.startswith("StixNestedRefRelationships") or operation.endswith("Relationships"):
             return {_root(operation): {"edges": [], "pageInfo": {"endCursor": None, "hasNextPage": False}}}
         raise KeyError(operation)
@@ -278,8 +288,10 @@ class FakeOpenCTI(LocalServer):
         self.registered[connector_id] = connector
         self.registrations.append(connector_id)
         host, port, user, password = self.amqp
+        # The platform hands a known connector its state back: a restarted connector resumes.
         return {"registerConnector": {
-            "id": connector_id, "connector_state": None, "jwks": self._jwks, "connector_user_id": "user--fake",
+            "id": connector_id, "connector_state": self.stored_state(connector_id), "jwks": self._jwks,
+            "connector_user_id": "user--fake",
             "config": {
                 "connection": {"host": host, "vhost": "/", "use_ssl": False, "port": port, "user": user, "pass": password},
                 "s3": {"endpoint": "", "port": 0, "use_ssl": False, "bucket_name": "", "bucket_region": "",
@@ -289,11 +301,6 @@ class FakeOpenCTI(LocalServer):
                 "push_routing": f"push_routing_{connector_id}", "push_exchange": WORKER_EXCHANGE,
             },
         }}
-
-    def _op_PingConnector(self, variables: dict, files: dict) -> Any:
-        # Echo the state back: a different (or null) state means "reset from the UI" to pycti.
-        return {"pingConnector": {"id": variables.get("id"), "connector_state": variables.get("state"),
-                                  "connector_info": {}}}
 
     def _op_ConnectorDeletionMutation(self, variables: dict, files: dict) -> Any:
         return {"deleteConnector": variables.get("id")}
@@ -316,11 +323,6 @@ class FakeOpenCTI(LocalServer):
 
     def _op_StixBundlePush(self, variables: dict, files: dict) -> Any:
         return {"stixBundlePush": True}
-
-    def _op_WorkAdd(self, variables: dict, files: dict) -> Any:
-        return {"workAdd": {"id": f"work_{uuid.uuid4()}"}}
-
-    _op_workAdd = _op_WorkAdd
 
     def _op_Indicators(self, variables: dict, files: dict) -> Any:
         edges = [{"node": indicator} for indicator in self.indicators]
@@ -393,6 +395,8 @@ class _Handler(BaseHTTPRequestHandler):
             body = {"data": self.fake.answer(operation, variables, files)}
         except KeyError:
             body = {"errors": [{"message": f"fake OpenCTI does not answer {operation}"}]}
+        except GraphQLError as exc:
+            body = {"errors": [{"message": str(exc)}], "data": None}
         self._send(200, json.dumps(body).encode(), "application/json")
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib name

@@ -7,6 +7,8 @@ comments…), answers fixed routes a test adds, keeps VirusTotal's error envelop
 and can inject faults (5xx, 429s, hangs, connection resets, malformed JSON).
 Livehunt rulesets (``/intelligence/hunting_rulesets``) are a stateful resource:
 create, list (``limit``/``cursor``/``filter``), read, patch, delete, editors.
+Livehunt notifications (what those rulesets matched) are served from one store
+in the shapes of the three listings (see :mod:`vtframework.testing.fakevt_hunting`).
 
     with FakeVirusTotal("tests/samples", quota_per_minute=4) as vt:
         client = VTClient(ClientConfig(api_key="k", base_url=vt.base_url), state)
@@ -31,6 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterator
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from vtframework.testing.fakevt_hunting import HuntingMatch, HuntingNotifications
 from vtframework.testing.server import LocalServer
 from vtframework.vt.client import url_id
 
@@ -148,7 +151,9 @@ class FakeVirusTotal(LocalServer):
         self._log: list[RecordedRequest] = []
         self._rulesets: dict[str, dict[str, Any]] = {}
         self._ruleset_ids = itertools.count(FIRST_RULESET_ID, 7919)
-        self._lock = threading.Lock()
+        self.hunting = HuntingNotifications(self._ruleset_name)
+        # Re-entrant: an answer built under the lock logs its status (under the lock) as it leaves.
+        self._lock = threading.RLock()
         self._stopping = threading.Event()
         if samples_dir:
             self.load_samples(samples_dir)
@@ -295,6 +300,25 @@ class FakeVirusTotal(LocalServer):
         with self._lock:
             return self._new_ruleset({"name": name, "rules": rules, **attributes})["id"]
 
+    def add_hunting_notification(self, entity: dict[str, Any], **notification: Any) -> HuntingMatch:
+        """Record a Livehunt match of ``entity`` (a VirusTotal object, or a recorded ``{"data": ...}``).
+
+        Keywords: ``ruleset_id``, ``rule_name`` (required), ``ruleset_name`` (default: the
+        fake's own ruleset's name), ``date`` (unix seconds, default now), ``rule_tags``,
+        ``tags``, ``snippet``, ``source_country``, ``source_key``, ``match_in_subfile``.
+        """
+        return self.hunting.add(entity, **notification)
+
+    def recorded(self, collection: str, ident: str) -> dict[str, Any]:
+        """A loaded sample's VirusTotal object (``recorded("files", sha256)``), to report a match of it."""
+        raw = self._samples[(collection, ident.lower() if collection == "files" else ident)]
+        return json.loads(raw)["data"]
+
+    def _ruleset_name(self, ruleset_id: str) -> str | None:
+        with self._lock:
+            ruleset = self._rulesets.get(ruleset_id)
+            return ruleset["attributes"].get("name") if ruleset else None
+
     # -- inspection ----------------------------------------------------------------
     @property
     def hunting_rulesets(self) -> dict[str, dict[str, Any]]:
@@ -355,6 +379,9 @@ class FakeVirusTotal(LocalServer):
             return h.send(route.status, route.body, headers=route.headers)
         if api_path == HUNTING_PATH or api_path.startswith(HUNTING_PATH + "/"):
             return self._serve_hunting(h, api_path[len(HUNTING_PATH):].strip("/"), query, body)
+        if self.hunting.handles(h.command, api_path):
+            status, doc = self.hunting.answer(h.command, api_path, query)
+            return h.send(status, b"" if doc is None else json.dumps(doc, indent=4).encode())
         if h.command == "GET":
             return self._serve_get(h, api_path)
         return h.send(404, _envelope("NotFoundError", f"Resource not found: {h.command} {api_path}"))
