@@ -93,7 +93,8 @@ def test_ip_enrichment_with_country_and_as(opencti, connector):
     kinds = {(o["type"], o.get("relationship_type")) for o in objects}
     assert ("relationship", "belongs-to") in kinds and ("relationship", "located-at") in kinds
     country = next(o for o in objects if o["type"] == "location")
-    assert (country["name"], country["country"]) == ("United Kingdom", "GB")
+    assert (country["name"], country["country"]) == ("United Kingdom of Great Britain and Northern Ireland", "GB")
+    assert "object_marking_refs" not in country  # the platform's country stays visible to everyone
 
 
 @pytest.mark.parametrize("entity_type,stix_type,value", [
