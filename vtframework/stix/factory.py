@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any, Iterable, Mapping
-
 import uuid
+from typing import Any, Iterable, Mapping
 
 import stix2
 from pycti import Identity, Indicator, Location, StixCoreRelationship

@@ -56,8 +56,8 @@ def test_sample_becomes_a_linked_artifact_then_is_not_downloaded_again(opencti, 
     assert f"StixFile {SHA256}: sample downloaded ({len(SAMPLE)} bytes" in done["message"]
     artifact = opencti.artifacts[SHA256]
     assert artifact["data"] == SAMPLE
-    assert (artifact["name"], artifact["requested_author"], artifact["requested_markings"]) == (
-        "dropper.exe", AUTHOR_ID, [AMBER])
+    assert (artifact["name"], artifact["createdBy"]["standard_id"]) == ("dropper.exe", AUTHOR_ID)
+    assert [m["standard_id"] for m in artifact["objectMarking"]] == [AMBER]
     assert artifact["x_opencti_description"] == f"Downloaded from VirusTotal using hash {SHA256}"
     objects = iter_objects(opencti.pushed_bundles(connector.id, expect=2))
     (link,) = [o for o in objects if o["type"] == "relationship"]
