@@ -10,7 +10,7 @@ from typing import Any, Mapping
 from vtframework.errors import InputError, VTFrameworkError
 from vtframework.host.app import App
 from vtframework.host.services import open_app_state, open_client
-from vtframework.opencti.artifacts import OpenCTIArtifacts
+from vtframework.opencti.artifacts import OpenCTIArtifacts, sha256_of
 from vtframework.opencti.helper import failure_reason, start_helper
 from vtframework.opencti.messages import observable_from_message
 from vtframework.opencti.metrics import Metrics
@@ -61,7 +61,8 @@ class DownloaderConnector:
         _name, value = lookup_hash(observable, "have its sample downloaded")
         existing = self.artifacts.find(dict(observable.hashes))
         if existing is not None:
-            artifact = {"id": existing["standard_id"], "existing": True, "sha256": existing.get("observable_value")}
+            # Its SHA-256 from its hashes: its displayed value is a SHA-512.
+            artifact = {"id": existing["standard_id"], "existing": True, "sha256": sha256_of(existing)}
             message = f"StixFile {value}: OpenCTI already holds its sample (Artifact {existing['standard_id']}); not downloaded again"
         else:
             sample = fetch_sample(self.app, self.client, observable,

@@ -652,8 +652,7 @@ class FakeOpenCTI(LocalServer):
                 entry = archive.open(first, pwd=self.artifact_zip_password.encode())
                 head = entry.peek(8192)[:8192] if hasattr(entry, "peek") else b""
                 kind = filetype.guess(head)
-                # The platform's type sniffer knows XML too (an Office document's first entry).
-                mime = kind.mime if kind is not None else ("application/xml" if head.lstrip().startswith(b"<?xml") else None)
+                mime = kind.mime if kind is not None else _sniff_more(head)
                 if mime is not None:
                     return first.filename, mime, entry
             except (zipfile.BadZipFile, IndexError, RuntimeError, NotImplementedError, OSError, EOFError):
@@ -771,6 +770,15 @@ def _display_value(entity: dict[str, Any]) -> str:
     hashes = {h.get("algorithm"): h.get("hash") for h in entity.get("hashes") or []}
     order = ("SHA-512", "SHA-256", "SHA-1", "MD5") if entity["entity_type"] == "Artifact" else ("SHA-256", "SHA-1", "MD5", "SHA-512")
     return next((hashes[a] for a in order if hashes.get(a)), entity.get("name") or "")
+
+
+def _sniff_more(head: bytes) -> str | None:
+    """Types the platform's sniffer (file-type) knows and ``filetype`` does not: XML, Java classes."""
+    if head.lstrip().startswith(b"<?xml"):
+        return "application/xml"
+    if head.startswith(b"\xca\xfe\xba\xbe"):
+        return "application/java-vm"
+    return None
 
 
 def _artifact_id(hashes: dict[str, str]) -> str:
