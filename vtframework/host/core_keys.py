@@ -97,6 +97,12 @@ CORE_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("vtf.plugins", "list", None, "Only load these plugins (comma-separated names)."),
     ConfigKey("vtf.disable_plugins", "list", [], "Never load these plugins (comma-separated names)."),
     ConfigKey("vtf.strict_plugins", "bool", False, "Make a failing plugin fatal (for plugin authors)."),
+    ConfigKey(
+        "vtf.strict_version",
+        "bool",
+        False,
+        "Refuse to start unless the installed pycti's version equals the OpenCTI platform's.",
+    ),
     ConfigKey("vtf.preset", "str", None, "Preset: virustotal, virustotal-downloader or virustotal-livehunt."),
 )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from vtframework.errors import (
@@ -40,8 +41,20 @@ def helper_config(app: App) -> dict[str, Any]:
 
 
 def start_helper(app: App, **kwargs: Any) -> Any:
-    """A registered pycti helper (requires OPENCTI_URL and OPENCTI_TOKEN)."""
-    app.settings.require("opencti.url", "opencti.token", "connector.id", why="to run as an OpenCTI connector")
+    """A registered pycti helper (requires OPENCTI_URL and OPENCTI_TOKEN).
+
+    The platform's version is compared with the installed pycti's first: a
+    mismatch is one warning line saying what to install (or a refusal with
+    ``VTF_STRICT_VERSION``), before pycti fails in its own words.
+    """
+    settings = app.settings
+    settings.require("opencti.url", "opencti.token", "connector.id", why="to run as an OpenCTI connector")
+    from vtframework.opencti.version import check, enforce
+
+    versions = check(settings["opencti.url"], settings["opencti.token"], verify=settings["opencti.ssl_verify"])
+    enforce(versions, settings["vtf.strict_version"])
+    if not versions.matches:
+        logging.getLogger("vtframework.opencti").warning("%s", versions.line())
     from pycti import OpenCTIConnectorHelper
 
     return OpenCTIConnectorHelper(helper_config(app), **kwargs)
