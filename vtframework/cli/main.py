@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from vtframework.cli.common import EXIT_OK, EXIT_USAGE, UsageError
 from vtframework.errors import ConfigError, PluginError
 from vtframework.host.app import App, build_app
+from vtframework.host.dotenv import load_dotenv_file
 from vtframework.host.plugins import build_host
 from vtframework.host.presets import PRESETS, get_preset
 
@@ -139,6 +141,12 @@ def _load_core_commands() -> None:
 
 def main(argv: Sequence[str] | None = None, app_factory: Callable[..., App] = build_app) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        # Before anything reads the environment: plugins, presets and pycti see the .env too.
+        load_dotenv_file(Path.cwd())
+    except ConfigError as exc:
+        sys.stderr.write(f"vtframework: {exc}\n")
+        return EXIT_USAGE
     _load_core_commands()
     plugin_commands = _plugin_commands()
     parser = build_parser(plugin_commands)
