@@ -67,6 +67,17 @@ def enrich(opencti, connector, entity, stix_entity):
     return done, work_id
 
 
+def test_registers_its_manifest_version_and_slug_where_pycti_reports_them(opencti, connector):
+    from vtframework.host.manifest import version
+    from vtframework.testing.fakeopencti_schema import version_tuple
+
+    registered = opencti.registered[connector.id]
+    if version_tuple(opencti.version) >= version_tuple("7.261008.0"):
+        assert (registered["version"], registered["slug"]) == (version(), "vtframework-virustotal")
+    else:  # older platforms have no such fields, and the pycti that matches them sends none
+        assert "version" not in registered and "slug" not in registered
+
+
 def test_file_enrichment_lands_on_the_push_queue(opencti, connector, vt):
     entity, stix_entity = observable(opencti, "StixFile", "file", MALICIOUS, hashes={"SHA-256": MALICIOUS})
     done, work_id = enrich(opencti, connector, entity, stix_entity)

@@ -128,7 +128,7 @@ def _plugin_commands() -> list[Any]:
 
 
 #: Modules that add a core command through a ``COMMAND = (name, help, configure, run)`` attribute.
-CORE_COMMAND_MODULES = ("vtframework.cli.enrich", "vtframework.cli.run")
+CORE_COMMAND_MODULES = ("vtframework.cli.enrich", "vtframework.cli.run", "vtframework.cli.manifest")
 
 
 def _load_core_commands() -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from typing import Any
+from typing import Any, Iterator
 
 from vtframework.errors import (
     AuthenticationError,
@@ -57,7 +58,32 @@ def start_helper(app: App, **kwargs: Any) -> Any:
         logging.getLogger("vtframework.opencti").warning("%s", versions.line())
     from pycti import OpenCTIConnectorHelper
 
-    return OpenCTIConnectorHelper(helper_config(app), **kwargs)
+    with _reporting_build(app):
+        return OpenCTIConnectorHelper(helper_config(app), **kwargs)
+
+
+@contextlib.contextmanager
+def _reporting_build(app: App) -> Iterator[None]:
+    """Make pycti register the preset's version and slug (its connector manifest's).
+
+    pycti 7 looks for one ``__metadata__/connector_manifest.json`` near the
+    running program; one install serves three presets, so the preset's values
+    are handed to it for the registration. pycti 6 registers neither.
+    """
+    try:
+        from pycti.connector import opencti_connector_build
+    except ImportError:
+        yield
+        return
+    from vtframework.host.manifest import slug, version
+
+    reported = (version(), slug(app), "manifest")
+    original = opencti_connector_build.resolve
+    opencti_connector_build.resolve = lambda *args, **kwargs: reported
+    try:
+        yield
+    finally:
+        opencti_connector_build.resolve = original
 
 
 #: Failures worth trying the same event again for (after the client's own retries).
