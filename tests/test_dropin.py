@@ -84,3 +84,16 @@ def test_dockerfile_runs_the_detecting_entrypoint():
     dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
     assert 'ENTRYPOINT ["vtframework"]' in dockerfile and 'CMD ["run"]' in dockerfile
     assert "CONNECTOR_TYPE" not in re.sub(r"#.*", "", dockerfile)  # the image must not pin one connector
+
+
+def test_dockerfile_pins_pycti_exactly_and_ships_the_manifests():
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    pinned = re.search(r"^ARG PYCTI_VERSION=(\S+)$", dockerfile, re.M).group(1)
+    assert re.fullmatch(r"\d+\.\d+\.\d+", pinned), pinned
+    assert '"pycti==${PYCTI_VERSION}"' in dockerfile and "COPY __metadata__" in dockerfile
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"`{pinned}` (the image's default)" in readme and "--build-arg PYCTI_VERSION=" in readme
+    from vtframework.opencti.version import installed_pycti
+
+    if installed_pycti().startswith("7."):
+        assert pinned == installed_pycti(), "the image pins another 7.x pycti than the one tested"
