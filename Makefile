@@ -2,8 +2,12 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+# The second pycti line CI tests (platforms of the 6.x line need a 6.x pycti): the newest 6.9.x.
+PYCTI6 ?= pycti>=6.9,<7
+VENV6  ?= .venv-pycti6
+BIN6   := $(VENV6)/bin
 
-.PHONY: install install-test demo test bench clean
+.PHONY: install install-test demo test test-pycti6 bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,12 +25,21 @@ install-test: $(BIN)/python
 demo: install
 	$(BIN)/vtframework enrich --replay -o bundle.json
 
-# The whole test suite; no test may reach the network.
+# The whole test suite; no test may reach the network. pycti: the newest 7.x.
 test: install-test
 	$(BIN)/python -m pytest --block-network
+
+# The same suite on the newest 6.x pycti, in a venv of its own (6.x needs libmagic, as python-magic does).
+$(BIN6)/python:
+	$(PYTHON) -m venv $(VENV6)
+	$(BIN6)/python -m pip install --quiet --upgrade pip
+
+test-pycti6: $(BIN6)/python
+	$(BIN6)/pip install --quiet -e '.[test]' -e examples/vtframework-hello -e examples/vtframework-passivedns '$(PYCTI6)'
+	$(BIN6)/python -m pytest --block-network -p no:cacheprovider
 
 bench: install-test
 	$(BIN)/python benchmarks/quota.py
 
 clean:
-	rm -rf $(VENV) bundle.json .vtframework .pytest_cache
+	rm -rf $(VENV) $(VENV6) bundle.json .vtframework .pytest_cache

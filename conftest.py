@@ -121,3 +121,5 @@ def opencti():
     require_service(RABBITMQ, "RabbitMQ")
     with FakeOpenCTI() as fake:
         yield fake
+    # The platform would have refused these too: a connector that sends them is broken.
+    assert fake.refusals == [], "the fake OpenCTI refused requests:\n" + "\n".join(fake.refusals)

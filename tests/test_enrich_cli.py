@@ -115,3 +115,25 @@ def test_help_on_every_command(tmp_path):
     for command in ([], ["enrich"], ["plugins"], ["config"], ["plugin"], ["plugin", "new"]):
         done = vtframework(*command, "--help", cwd=tmp_path)
         assert done.returncode == 0 and "usage: vtframework" in done.stdout
+
+
+def test_a_file_s_id_follows_the_stix_rule_for_the_hashes_it_ends_up_with(tmp_path):
+    """Given by SHA-256 or by MD5, the same file gets the same id: the one STIX derives from its final hashes."""
+    import stix2
+
+    ids = set()
+    for value in (MALICIOUS, "546bb6ef89bebfb053999777f6930d7e"):
+        done = vtframework("enrich", "--replay", value, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        bundle = json.loads(done.stdout)
+        assert_valid_bundle(bundle)
+        (file,) = [obj for obj in bundle["objects"] if obj["type"] == "file"]
+        assert {"MD5", "SHA-1", "SHA-256"} <= set(file["hashes"])
+        assert file["id"] == stix2.File(hashes=file["hashes"], name=file["name"]).id
+        ids.add(file["id"])
+        text = json.dumps(bundle)
+        assert stix2.File(hashes={"SHA-256": MALICIOUS}).id not in text  # no reference left to the first id
+        pointing = [o for o in bundle["objects"] if file["id"] in (o.get("source_ref"), o.get("target_ref"))
+                    or file["id"] in o.get("object_refs", [])]
+        assert {o["type"] for o in pointing} == {"relationship", "note"}
+    assert len(ids) == 1

@@ -132,9 +132,18 @@ def test_a_run_period_that_is_not_a_duration_names_its_variable():
         run_period(app)
 
 
-def test_run_check_names_the_fourth_connector(tmp_path):
+@pytest.fixture(scope="module")
+def platform():
+    """The user's OpenCTI (``run --check`` reads its version), of the version the installed pycti needs."""
+    from vtframework.testing.fakeopencti import FakeOpenCTI
+
+    with FakeOpenCTI() as fake:
+        yield fake
+
+
+def test_run_check_names_the_fourth_connector(tmp_path, platform):
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "VTF_EXTERNAL_PLUGINS": "false",
-           "OPENCTI_URL": "http://localhost", "OPENCTI_TOKEN": "5bd8e0ba-6a8a-4b8f-9b5c-0e6a2b1b1f9e",
+           "OPENCTI_URL": platform.url, "OPENCTI_TOKEN": "5bd8e0ba-6a8a-4b8f-9b5c-0e6a2b1b1f9e",
            "VIRUSTOTAL_LIVEHUNT_NOTIFICATIONS_API_KEY": "k"}
     done = subprocess.run([sys.executable, "-m", "vtframework", "run", "--check"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=60)
@@ -212,7 +221,7 @@ virustotal_livehunt_notifications:
 """
 
 
-def test_the_original_config_yml_is_read_and_names_its_connector(tmp_path):
+def test_the_original_config_yml_is_read_and_names_its_connector(tmp_path, platform):
     (tmp_path / "config.yml").write_text(ORIGINAL_CONFIG)
     app = build_app(PRESET, env={}, cwd=tmp_path)
     assert app.api_key == "my-livehunt-key" and run_period(app) == 300
@@ -220,7 +229,9 @@ def test_the_original_config_yml_is_read_and_names_its_connector(tmp_path):
 
     options = Options.from_settings(app.settings)
     assert (options.max_age_days, options.min_positives, sorted(options.extensions)) == (7, 5, ["dll", "exe"])
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "VTF_EXTERNAL_PLUGINS": "false"}
+    # The platform of config.yml stands for the user's: the environment points at the fake one.
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "VTF_EXTERNAL_PLUGINS": "false",
+           "OPENCTI_URL": platform.url}
     done = subprocess.run([sys.executable, "-m", "vtframework", "run", "--check"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

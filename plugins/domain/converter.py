@@ -50,7 +50,8 @@ def resolved_addresses(context: Any, attrs: Mapping[str, Any]) -> list[Any]:
         if str(address) in seen:
             continue
         seen.add(str(address))
-        sco = context.factory.observable(cls, value=str(address))
+        # An address is shared by every name resolving to it: no marking of this domain on it.
+        sco = context.factory.shared_observable(cls, value=str(address))
         objects += [sco, context.factory.relationship("resolves-to", context.observable.id, sco.id)]
     return objects
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-import pycountry
 import stix2
 
 from vtframework import blocks
@@ -27,7 +26,8 @@ def autonomous_system(context: Any, attrs: Mapping[str, Any]) -> list[Any]:
         context.log.debug("%s: no ASN in the VirusTotal report, no Autonomous System", context.observable.value)
         return []
     owner, rir = attrs.get("as_owner"), attrs.get("regional_internet_registry")
-    system = context.factory.observable(
+    # Shared by every address of the AS: no marking of this one (the belongs-to keeps it).
+    system = context.factory.shared_observable(
         stix2.AutonomousSystem,
         number=asn,
         name=owner if isinstance(owner, str) and owner else None,
@@ -37,13 +37,12 @@ def autonomous_system(context: Any, attrs: Mapping[str, Any]) -> list[Any]:
 
 
 def country(context: Any, attrs: Mapping[str, Any]) -> list[Any]:
-    """The country the address is located in (``located-at``), named as OpenCTI names countries."""
+    """The country the address is located in (``located-at``): OpenCTI's own country entity."""
     code = attrs.get("country")
-    found = pycountry.countries.get(alpha_2=code.upper()) if isinstance(code, str) and len(code) == 2 else None
-    if found is None:
+    location = context.factory.country_for_code(code) if isinstance(code, str) and len(code) == 2 else None
+    if location is None:
         context.log.debug("%s: no known country code in the VirusTotal report (%r)", context.observable.value, code)
         return []
-    location = context.factory.country(found.name, found.alpha_2)
     return [location, context.factory.relationship("located-at", context.observable.id, location.id)]
 
 

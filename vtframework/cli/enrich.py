@@ -19,6 +19,7 @@ from vtframework.host.app import App, with_paid_features
 from vtframework.host.services import open_app_state, open_client
 from vtframework.pipeline.enrich import Pipeline, bundle
 from vtframework.policy.tlp import normalize_tlp
+from vtframework.stix.ids import settle_file_id
 from vtframework.stix.observables import from_value
 
 #: Real VirusTotal answers shipped with vtframework for `enrich --replay`.
@@ -214,7 +215,9 @@ def _enrich_all(args: argparse.Namespace, app: App, values: list[str], tlp: str)
         pipeline = Pipeline(app, client, strict=args.strict)
 
         def work(index: int) -> None:
-            results[index] = pipeline.enrich(observables[index])
+            results[index] = result = pipeline.enrich(observables[index])
+            if result.ok and result.observable.entity_type == "StixFile":
+                result.objects = settle_file_id(result.objects, result.observable.id)
             progress.step()
 
         with ThreadPoolExecutor(max_workers=args.workers) as pool:

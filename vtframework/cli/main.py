@@ -9,12 +9,14 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from vtframework.cli.common import EXIT_OK, EXIT_USAGE, UsageError
 from vtframework.errors import ConfigError, PluginError
 from vtframework.host.app import App, build_app
 from vtframework.host.config import load_settings
+from vtframework.host.dotenv import load_dotenv_file
 from vtframework.host.plugins import build_host
 from vtframework.host.presets import PRESETS, get_preset
 
@@ -132,7 +134,9 @@ def _plugin_commands() -> list[Any]:
 
 
 #: Modules that add a core command through a ``COMMAND = (name, help, configure, run)`` attribute.
-CORE_COMMAND_MODULES = ("vtframework.cli.enrich", "vtframework.cli.run", "vtframework.cli.scaffold")
+CORE_COMMAND_MODULES = (
+    "vtframework.cli.enrich", "vtframework.cli.run", "vtframework.cli.scaffold", "vtframework.cli.manifest",
+)
 
 
 def _load_core_commands() -> None:
@@ -145,6 +149,12 @@ def _load_core_commands() -> None:
 
 def main(argv: Sequence[str] | None = None, app_factory: Callable[..., App] = build_app) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        # Before anything reads the environment: plugins, presets and pycti see the .env too.
+        load_dotenv_file(Path.cwd())
+    except ConfigError as exc:
+        sys.stderr.write(f"vtframework: {exc}\n")
+        return EXIT_USAGE
     _load_core_commands()
     plugin_commands = _plugin_commands()
     parser = build_parser(plugin_commands)

@@ -6,7 +6,7 @@ import argparse
 import os
 from typing import Any, Callable
 
-from vtframework.cli.common import EXIT_OK, UsageError
+from vtframework.cli.common import EXIT_FAILED, EXIT_OK, UsageError
 from vtframework.host.presets import RUN_MODES, detect_preset
 
 #: mode -> "module:class" of its runtime, imported only when run.
@@ -28,7 +28,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--check", action="store_true",
-        help="validate the configuration, say which connector would run, and exit without connecting",
+        help="validate the configuration, say which connector would run, compare the platform's version "
+        "with the installed pycti's, and exit without registering",
     )
 
 
@@ -51,7 +52,12 @@ def run(args: argparse.Namespace, app_factory: Callable[..., Any]) -> int:
         print(f"{mode} connector (preset {app.preset.name}): {settings['connector.name']}, "
               f"id {settings['connector.id']}, scope {','.join(settings['connector.scope'])}, "
               f"plugins {','.join(app.host.loaded)}")
-        return EXIT_OK
+        from vtframework.opencti.version import check, enforce
+
+        versions = check(settings["opencti.url"], settings["opencti.token"], verify=settings["opencti.ssl_verify"])
+        print(versions.line(), flush=True)
+        enforce(versions, settings["vtf.strict_version"])
+        return EXIT_OK if versions.matches else EXIT_FAILED
     if mode not in RUNTIMES:
         raise UsageError(f"run: the {mode} connector is not available in this version")
     module_name, class_name = RUNTIMES[mode].split(":")

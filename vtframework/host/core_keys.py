@@ -124,6 +124,12 @@ CORE_KEYS: tuple[ConfigKey, ...] = (
         None,
         "Preset: virustotal, virustotal-downloader, virustotal-livehunt or virustotal-livehunt-notifications.",
     ),
+    ConfigKey(
+        "vtf.strict_version",
+        "bool",
+        False,
+        "Refuse to start unless the installed pycti's version equals the OpenCTI platform's.",
+    ),
 )
 
 

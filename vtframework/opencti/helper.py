@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import logging
+from typing import Any, Iterator
 
 from vtframework.errors import (
     AuthenticationError,
@@ -42,12 +44,48 @@ def helper_config(app: App) -> dict[str, Any]:
 def start_helper(app: App, config: dict[str, Any] | None = None, **kwargs: Any) -> Any:
     """A registered pycti helper (requires OPENCTI_URL and OPENCTI_TOKEN).
 
+    The platform's version is compared with the installed pycti's first: a
+    mismatch is one warning line saying what to install (or a refusal with
+    ``VTF_STRICT_VERSION``), before pycti fails in its own words.
+
     :param config: pycti's configuration when the runtime adjusts :func:`helper_config`'s.
     """
-    app.settings.require("opencti.url", "opencti.token", "connector.id", why="to run as an OpenCTI connector")
+    settings = app.settings
+    settings.require("opencti.url", "opencti.token", "connector.id", why="to run as an OpenCTI connector")
+    from vtframework.opencti.version import check, enforce
+
+    versions = check(settings["opencti.url"], settings["opencti.token"], verify=settings["opencti.ssl_verify"])
+    enforce(versions, settings["vtf.strict_version"])
+    if not versions.matches:
+        logging.getLogger("vtframework.opencti").warning("%s", versions.line())
     from pycti import OpenCTIConnectorHelper
 
-    return OpenCTIConnectorHelper(config or helper_config(app), **kwargs)
+    with _reporting_build(app):
+        return OpenCTIConnectorHelper(config or helper_config(app), **kwargs)
+
+
+@contextlib.contextmanager
+def _reporting_build(app: App) -> Iterator[None]:
+    """Make pycti register the preset's version and slug (its connector manifest's).
+
+    pycti 7 looks for one ``__metadata__/connector_manifest.json`` near the
+    running program; one install serves three presets, so the preset's values
+    are handed to it for the registration. pycti 6 registers neither.
+    """
+    try:
+        from pycti.connector import opencti_connector_build
+    except ImportError:
+        yield
+        return
+    from vtframework.host.manifest import slug, version
+
+    reported = (version(), slug(app), "manifest")
+    original = opencti_connector_build.resolve
+    opencti_connector_build.resolve = lambda *args, **kwargs: reported
+    try:
+        yield
+    finally:
+        opencti_connector_build.resolve = original
 
 
 #: Failures worth trying the same event again for (after the client's own retries).

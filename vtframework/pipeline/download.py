@@ -126,11 +126,21 @@ class ArtifactStore(Protocol):
     """Where samples are kept as Artifacts (OpenCTI, or a test's memory)."""
 
     def find(self, hashes: dict[str, str]) -> dict[str, Any] | None:
-        """An Artifact already held with one of these hashes (``standard_id``, ``observable_value``), or None."""
+        """An Artifact already held with one of these hashes (``standard_id``, ``hashes``), or None."""
 
     def upload(self, sample: Sample, *, name: str, description: str, author_id: str | None,
                markings: Iterable[str]) -> dict[str, Any]:
         """Store the sample as an Artifact; its ``standard_id``."""
+
+
+def sha256_of(artifact: dict[str, Any]) -> str | None:
+    """An Artifact's SHA-256 from its hashes (never its displayed value, which is a SHA-512)."""
+    hashes = artifact.get("hashes") or []
+    if isinstance(hashes, dict):
+        hashes = [{"algorithm": k, "hash": v} for k, v in hashes.items()]
+    return next((str(h.get("hash")).lower() for h in hashes
+                 if isinstance(h, dict) and h.get("algorithm") == "SHA-256" and h.get("hash")), None)
+
 
 
 @dataclass
@@ -161,7 +171,8 @@ def store_sample(
     _name, value = lookup_hash(observable, "have its sample downloaded")
     existing = store.find(dict(observable.hashes))
     if existing is not None:
-        artifact = {"id": existing["standard_id"], "existing": True, "sha256": existing.get("observable_value")}
+        # Its SHA-256 from its hashes: an Artifact's displayed value is a SHA-512.
+        artifact = {"id": existing["standard_id"], "existing": True, "sha256": sha256_of(existing)}
         message = (f"{observable.entity_type} {value}: OpenCTI already holds its sample "
                    f"(Artifact {existing['standard_id']}); not downloaded again")
     else:

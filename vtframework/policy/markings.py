@@ -14,7 +14,16 @@ def _as_dict(marking: Any) -> dict[str, Any]:
 
 #: TLP marking definitions by canonical name (OpenCTI's ids; AMBER+STRICT is OpenCTI's own).
 TLP_MARKINGS: dict[str, dict[str, Any]] = {
-    "TLP:CLEAR": _as_dict(stix2.TLP_WHITE),
+    # OpenCTI's static TLP:CLEAR (the id STIX gave TLP:WHITE), as pycti exports it from the platform.
+    "TLP:CLEAR": {
+        "type": "marking-definition",
+        "spec_version": "2.1",
+        "id": "marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9",
+        "created": "2017-01-20T00:00:00.000Z",
+        "definition_type": "tlp",
+        "name": "TLP:CLEAR",
+        "definition": {"tlp": "clear"},
+    },
     "TLP:GREEN": _as_dict(stix2.TLP_GREEN),
     "TLP:AMBER": _as_dict(stix2.TLP_AMBER),
     "TLP:AMBER+STRICT": {
@@ -30,5 +39,4 @@ TLP_MARKINGS: dict[str, dict[str, Any]] = {
     },
     "TLP:RED": _as_dict(stix2.TLP_RED),
 }
-TLP_MARKINGS["TLP:CLEAR"]["name"] = "TLP:CLEAR"
 TLP_MARKING_BY_ID = {marking["id"]: marking for marking in TLP_MARKINGS.values()}

@@ -4,6 +4,14 @@ It stamps the VirusTotal author, the enriched observable's markings and a
 deterministic id on each object, so enriching the same observable twice with
 the same VirusTotal analysis yields the same ids (OpenCTI upserts instead of
 duplicating). Plugins never build their own identity, marking or id scheme.
+
+What the markings go on: everything that says what we learned about the
+enriched observable (notes, indicators, relationships) carries its markings.
+Shared reference entities (a Country, an Autonomous System, an address a
+domain resolves to, the VirusTotal identity) carry none: they exist once,
+platform-wide, and OpenCTI adds every marking an upsert brings, so a TLP:RED
+enrichment would hide them from everyone without RED clearance. Linking them
+to the observable is a relationship, and that keeps the markings.
 """
 
 from __future__ import annotations
@@ -23,22 +31,23 @@ from pycti import (
     Indicator,
     Location,
     Malware,
-    Note,
     StixCoreRelationship,
     StixSightingRelationship,
 )
 from stix2.canonicalization.Canonicalize import canonicalize
 
 from vtframework.context import STIX_EXT_OCTI_SCO
+from vtframework.stix.countries import country_by_code
 
 AUTHOR_ID = Identity.generate_id("VirusTotal", "organization")
-#: The namespace of OpenCTI's (and pycti's) deterministic ids.
-OPENCTI_NAMESPACE = uuid.UUID("00abedb4-aa42-466c-9c01-fed23315a9b7")
+#: The namespace of OpenCTI's deterministic ids (pycti's ``generate_id`` helpers use it too).
+OPENCTI_ID_NAMESPACE = uuid.UUID("00abedb4-aa42-466c-9c01-fed23315a9b7")
 
 
 def stix_time(moment: dt.datetime) -> str:
     """A time as OpenCTI stores and hashes it: UTC, milliseconds, ``Z`` (``2021-03-29T13:40:54.000Z``)."""
     return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
 
 #: STIX pattern object path for each OpenCTI observable type.
 PATTERN_PATHS = {
@@ -73,6 +82,21 @@ def pattern_for(entity_type: str, value: str, hash_name: str | None = None) -> s
     else:
         path = PATTERN_PATHS[entity_type]
     return f"[{path} = '{escape_pattern_value(value)}']"
+
+
+def note_id(content: str, abstract: str | None, refs: Iterable[str]) -> str:
+    """The id of a note: its content, its abstract and the objects it is about.
+
+    The refs are part of it so that two observables with the same finding
+    (one score, one verdict) get two notes, not one note OpenCTI attaches to
+    both; pycti's ``Note.generate_id`` has no such argument (and its 6.x
+    line no abstract either), so the id is computed here, the same way
+    whichever pycti is installed.
+    """
+    data: dict[str, Any] = {"content": content.strip(), "object_refs": sorted(set(refs))}
+    if abstract and abstract.strip():
+        data["attribute_abstract"] = abstract.strip()
+    return f"note--{uuid.uuid5(OPENCTI_ID_NAMESPACE, canonicalize(data, utf8=False))}"
 
 
 def author() -> stix2.Identity:
@@ -132,19 +156,20 @@ class StixFactory:
         note_types: Iterable[str] = ("external",),
         external_references: Iterable[Mapping[str, Any]] = (),
     ) -> stix2.Note:
-        """A note whose id depends on its abstract and content only.
+        """A note whose id depends on its abstract, content and refs (:func:`note_id`).
 
         The content reflects one VirusTotal analysis, so the same analysis
         gives the same note (upserted), and a new analysis a new note.
         """
+        refs = list(dict.fromkeys(refs))
         optional: dict[str, Any] = {}
         if external_references:
             optional["external_references"] = list(external_references)
         return stix2.Note(
-            id=Note.generate_id(None, content, abstract),
+            id=note_id(content, abstract, refs),
             abstract=abstract,
             content=content,
-            object_refs=list(dict.fromkeys(refs)),
+            object_refs=refs,
             note_types=list(note_types),
             **optional,
             **self._common(),
@@ -197,15 +222,17 @@ class StixFactory:
 
         The id depends on the lower-cased name only, so "OrcusRAT" from one
         file and "orcusrat" from another are the same entity, and the same as
-        one OpenCTI already holds under that name.
+        one OpenCTI already holds under that name. A shared reference entity:
+        no marking of the enriched observable (the relationship to it keeps them).
         """
         optional: dict[str, Any] = {"description": description} if description else {}
         return stix2.Malware(
             id=Malware.generate_id(name),
             name=name,
             is_family=is_family,
+            created_by_ref=self.author_id,
+            allow_custom=True,
             **optional,
-            **self._common(),
         )
 
     def attack_pattern(self, mitre_id: str, name: str | None = None) -> stix2.AttackPattern:
@@ -216,11 +243,12 @@ class StixFactory:
         stands in for it.
         """
         technique = mitre_id.strip().upper()
+        # MITRE's object, shared platform-wide: neither our author nor the observable's markings.
         return stix2.AttackPattern(
             id=AttackPattern.generate_id(name or technique, technique),
             name=name or technique,
             x_mitre_id=technique,
-            **self._common(),
+            allow_custom=True,
         )
 
     def incident(
@@ -266,15 +294,29 @@ class StixFactory:
         )
 
     def country(self, name: str, code: str) -> stix2.Location:
-        """A country that matches OpenCTI's own country entities (keyed by full name)."""
+        """The platform's own country: for a code OpenCTI's dataset knows, its name and aliases win.
+
+        A shared reference entity: no marking of the enriched observable and
+        no author (it is OpenCTI's country, not a VirusTotal finding).
+        """
+        known = country_by_code(code)
+        if known is not None:
+            name, code, aliases = known.name, known.alpha2, list(known.aliases)
+        else:
+            aliases = [code.upper()]
         return stix2.Location(
             id=Location.generate_id(name, "Country"),
             name=name,
             country=code.upper(),
             x_opencti_location_type="Country",
-            x_opencti_aliases=[code.upper()],
-            **self._common(),
+            x_opencti_aliases=aliases,
+            allow_custom=True,
         )
+
+    def country_for_code(self, code: object) -> stix2.Location | None:
+        """The country of an ISO 3166-1 code as OpenCTI names it, ``None`` for an unknown code."""
+        known = country_by_code(code)
+        return self.country(known.name, known.alpha2) if known is not None else None
 
     # -- SROs -------------------------------------------------------------
     def relationship(self, relationship_type: str, source: str, target: str, **extra: Any) -> stix2.Relationship:
@@ -312,7 +354,7 @@ class StixFactory:
             ident = StixSightingRelationship.generate_id(sighting_of, where, stix_time(first_seen), stix_time(last_seen))
         else:
             seed = {"type": "sighting", "sighting_of_ref": sighting_of, "where_sighted_refs": where, "subject": subject}
-            ident = f"sighting--{uuid.uuid5(OPENCTI_NAMESPACE, canonicalize(seed, utf8=False))}"
+            ident = f"sighting--{uuid.uuid5(OPENCTI_ID_NAMESPACE, canonicalize(seed, utf8=False))}"
         optional: dict[str, Any] = {}
         if description:
             optional["description"] = description
@@ -331,7 +373,7 @@ class StixFactory:
 
     # -- SCOs (stix2 derives deterministic ids from their contributing properties)
     def observable(self, cls: type, **properties: Any) -> Any:
-        """An SCO such as ``stix2.IPv4Address`` or ``stix2.AutonomousSystem``."""
+        """An SCO such as ``stix2.IPv4Address``, with the enriched observable's markings."""
         stamp: dict[str, Any] = {"allow_custom": True, "x_opencti_created_by_ref": self.author_id}
         if self.markings:
             stamp["object_marking_refs"] = self.markings
@@ -343,7 +385,10 @@ class StixFactory:
         """The SCO of an OpenCTI entity type that is just a value (``IPv4-Addr``, ``Url``, ``Text``…).
 
         ``description`` and ``labels`` go into OpenCTI's observable extension,
-        where OpenCTI reads them.
+        where OpenCTI reads them. A shared entity (another observable may name
+        the same address): no marking of the enriched observable, so nothing
+        that says what was learned belongs in its description; put that on the
+        (marked) relationship to it.
         """
         try:
             cls = VALUE_OBSERVABLES[entity_type]
@@ -357,7 +402,14 @@ class StixFactory:
             if labels:
                 ext["labels"] = list(dict.fromkeys(labels))
             extra["extensions"] = {STIX_EXT_OCTI_SCO: ext}
-        return self.observable(cls, value=value, **extra)
+        return self.shared_observable(cls, value=value, **extra)
+
+    def shared_observable(self, cls: type, **properties: Any) -> Any:
+        """An SCO other observables share (an Autonomous System, a resolved address): no markings.
+
+        See the module docstring: the relationship to it carries the markings.
+        """
+        return cls(**properties, allow_custom=True, x_opencti_created_by_ref=self.author_id)
 
 
 def external_reference(url: str, description: str = "VirusTotal Report") -> dict[str, str]:

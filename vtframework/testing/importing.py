@@ -17,6 +17,7 @@ times: it keeps the connector state between runs, as OpenCTI does.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import uuid
 from typing import Any, Iterable
@@ -42,12 +43,15 @@ class MemoryArtifacts:
 
     def upload(self, sample: Sample, *, name: str, description: str, author_id: str | None,
                markings: Iterable[str]) -> dict[str, Any]:
+        data = sample.path.read_bytes()
+        sha512 = hashlib.sha512(data).hexdigest()
         artifact = {
             "standard_id": f"artifact--{uuid.uuid5(uuid.NAMESPACE_URL, sample.sha256)}",
-            "observable_value": sample.sha256, "name": name, "description": description, "author": author_id,
+            # As the platform shows an Artifact: by its SHA-512.
+            "observable_value": sha512, "name": name, "description": description, "author": author_id,
             "markings": list(markings), "size": sample.size, "mime_type": sample.mime_type,
-            "hashes": {"MD5": sample.md5, "SHA-1": sample.sha1, "SHA-256": sample.sha256},
-            "data": sample.path.read_bytes(),
+            "hashes": {"MD5": sample.md5, "SHA-1": sample.sha1, "SHA-256": sample.sha256, "SHA-512": sha512},
+            "data": data,
         }
         self.held[sample.sha256] = artifact
         return artifact

@@ -12,7 +12,9 @@ from vtframework.stix.observables import from_value
 from vtframework.testing.stix import assert_valid_bundle
 
 #: Object types the factory stamps with ``created_by_ref`` (SCOs carry ``x_opencti_created_by_ref``).
-STAMPED_SDO_TYPES = ("note", "indicator", "relationship", "location", "malware", "attack-pattern")
+STAMPED_SDO_TYPES = ("note", "indicator", "relationship", "sighting", "incident")
+#: Shared reference entities: never marked with the enriched observable's markings.
+SHARED_TYPES = ("location", "autonomous-system", "malware", "attack-pattern")
 
 
 def _objects(result: EnrichmentResult | Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -45,14 +47,15 @@ def relationship_triples(result: EnrichmentResult | Iterable[Mapping[str, Any]])
 
 
 def assert_stamped(result: EnrichmentResult | Iterable[Mapping[str, Any]], markings: list[str]) -> None:
-    """Every object the factory made carries the VirusTotal author and exactly ``markings``."""
+    """Every finding the factory made carries the VirusTotal author and exactly ``markings``;
+    shared reference entities (countries, autonomous systems, malware families, ATT&CK
+    techniques) carry no marking at all."""
     for obj in _objects(result):
         if obj.get("type") in STAMPED_SDO_TYPES:
             assert obj.get("created_by_ref") == AUTHOR_ID, obj["id"]
             assert obj.get("object_marking_refs") == markings, obj["id"]
-        elif obj.get("type") == "autonomous-system":
-            assert obj.get("x_opencti_created_by_ref") == AUTHOR_ID, obj["id"]
-            assert obj.get("object_marking_refs") == markings, obj["id"]
+        elif obj.get("type") in SHARED_TYPES:
+            assert not obj.get("object_marking_refs"), obj["id"]
 
 
 def assert_repeat_is_free(app: App, client: Any, value: str, *, tlp: str = "TLP:AMBER") -> None:

@@ -93,6 +93,9 @@ def test_clean_domain_resolves_to_its_addresses(client):
     assert relationship_triples(result) == {("resolves-to", domain["id"], address["id"])}
     # The original copied the domain's score onto each address.
     assert "x_opencti_score" not in address and "extensions" not in address
+    # The address is shared platform-wide: the TLP:AMBER stays on the resolves-to, not on the address.
+    (resolves,) = objects_of(result, "relationship")
+    assert "object_marking_refs" not in address and resolves["object_marking_refs"] == [AMBER]
     # No vendor categorises it: no categories note.
     assert list(notes_by_abstract(result)) == ["VirusTotal Results (Domain-Name: haiku-os.org)"]
     assert_stamped(result, [AMBER])

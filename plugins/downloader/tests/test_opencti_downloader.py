@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import uuid
+import zipfile
 
 import pytest
 
@@ -56,8 +58,8 @@ def test_sample_becomes_a_linked_artifact_then_is_not_downloaded_again(opencti, 
     assert f"StixFile {SHA256}: sample downloaded ({len(SAMPLE)} bytes" in done["message"]
     artifact = opencti.artifacts[SHA256]
     assert artifact["data"] == SAMPLE
-    assert (artifact["name"], artifact["requested_author"], artifact["requested_markings"]) == (
-        "dropper.exe", AUTHOR_ID, [AMBER])
+    assert (artifact["name"], artifact["createdBy"]["standard_id"]) == ("dropper.exe", AUTHOR_ID)
+    assert [m["standard_id"] for m in artifact["objectMarking"]] == [AMBER]
     assert artifact["x_opencti_description"] == f"Downloaded from VirusTotal using hash {SHA256}"
     objects = iter_objects(opencti.pushed_bundles(connector.id, expect=2))
     (link,) = [o for o in objects if o["type"] == "relationship"]
@@ -71,6 +73,43 @@ def test_sample_becomes_a_linked_artifact_then_is_not_downloaded_again(opencti, 
     assert again["inError"] is False, again["message"]
     assert "already holds its sample" in again["message"]
     assert vt.count(f"/api/v3/files/{SHA256}/download") == downloads
+
+
+def zip_of(*entries):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in entries:
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+# CONSTRUCTED samples of the kinds OpenCTI's artifactImport would unpack: each one's first entry is a
+# type the platform recognises, so without care it would store that entry instead of the sample.
+ZIP_SAMPLE = zip_of(("invoice.exe", SAMPLE), ("readme.txt", b"open the invoice"))
+JAR_SAMPLE = zip_of(("Loader.class", b"\xca\xfe\xba\xbe\x00\x00\x00\x34" + b"\x00" * 64),
+                    ("META-INF/MANIFEST.MF", b"Manifest-Version: 1.0\nMain-Class: Loader\n"))
+DOCX_SAMPLE = zip_of(("[Content_Types].xml", b'<?xml version="1.0" encoding="UTF-8"?><Types/>'),
+                     ("word/document.xml", b'<?xml version="1.0"?><w:document/>'))
+PE_SAMPLE = b"MZ\x90\x00" + b"\x00" * 60 + b"PE\x00\x00" + b"a plain executable" * 50
+
+
+@pytest.mark.parametrize("name,sample", [
+    ("invoice.zip", ZIP_SAMPLE), ("loader.jar", JAR_SAMPLE), ("report.docx", DOCX_SAMPLE), ("plain.exe", PE_SAMPLE),
+], ids=["zip", "jar", "docx", "pe"])
+def test_opencti_stores_the_sample_byte_for_byte(opencti, connector, vt, name, sample):
+    sha256 = hashlib.sha256(sample).hexdigest()
+    vt.add_download(sha256, sample)
+    entity, stix_entity = stix_file(opencti, sha256)
+    entity["name"] = stix_entity["name"] = name
+    done = enrich(opencti, connector, entity, stix_entity)
+    assert done["inError"] is False, done["message"]
+    assert sha256 in opencti.artifacts, f"OpenCTI stored other bytes: {sorted(opencti.artifacts)}"
+    stored = opencti.artifacts[sha256]
+    assert stored["data"] == sample and stored["name"] == name
+    # What the platform found by its hashes next time is this very Artifact.
+    again_entity, again_stix = stix_file(opencti, sha256)
+    again = enrich(opencti, connector, again_entity, again_stix)
+    assert "already holds its sample" in again["message"] and stored["standard_id"] in again["message"]
 
 
 def test_unknown_sample_is_failed_work(opencti, connector):

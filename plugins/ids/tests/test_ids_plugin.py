@@ -74,8 +74,9 @@ def test_rules_and_the_traffic_they_saw(client, samples_dir):
     assert "4 crowdsourced IDS rule(s) fired on the sandbox traffic (VirusTotal's counts: high 0, medium 0, low 4, info 0)" in note["content"]
     assert "from 185.37.62.158:15288 ja3 54328bd36c14bd82ddaa0c04b25ed9ad" in note["content"]
     assert_stamped(result, [AMBER])
-    assert all(o["object_marking_refs"] == [AMBER] for o in result.objects
-               if o["type"] in ("ipv4-addr", "network-traffic", "text"))
+    # The addresses and fingerprints are shared entities: unmarked; what was seen is on the marked relationships.
+    assert all("object_marking_refs" not in o for o in result.objects if o["type"] in ("ipv4-addr", "text"))
+    assert all(o["object_marking_refs"] == [AMBER] for o in result.objects if o["type"] == "network-traffic")
     again = enrich_checked(make_app(), client, ORCUS)  # a repeat creates nothing new
     assert again.requests == 0
     assert sorted(o["id"] for o in again.objects) == sorted(o["id"] for o in result.objects)

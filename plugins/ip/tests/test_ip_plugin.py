@@ -6,6 +6,7 @@ import json
 
 import pytest
 import stix2
+from pycti import Location
 
 from vtframework import STIX_EXT_OCTI_SCO, TLP_MARKINGS, build_app
 from vtframework.testing import (
@@ -67,9 +68,13 @@ def test_ipv4_with_as_and_country(client):
     assert system["id"] == stix2.AutonomousSystem(number=13886).id  # the id OpenCTI derives too
 
     (country,) = objects_of(result, "location")
-    # Named like OpenCTI's own country entities, so it merges with them instead of duplicating.
-    assert (country["name"], country["country"]) == ("United Kingdom", "GB")
+    # OpenCTI's own country entity (its dataset's name), so it merges instead of duplicating.
+    assert (country["name"], country["country"]) == ("United Kingdom of Great Britain and Northern Ireland", "GB")
+    assert country["id"] == Location.generate_id("United Kingdom of Great Britain and Northern Ireland", "Country")
     assert country["x_opencti_location_type"] == "Country"
+    assert country["x_opencti_aliases"] == ["GBR", "GB"]
+    # Shared reference entities: a TLP:AMBER enrichment must not hide them from the platform.
+    assert "object_marking_refs" not in country and "object_marking_refs" not in system
 
     assert relationship_triples(result) == {
         ("based-on", indicator["id"], address["id"]),

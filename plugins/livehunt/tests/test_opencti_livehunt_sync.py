@@ -40,6 +40,7 @@ def test_sync_shows_then_fixes_the_drift(opencti, tmp_path):
     hunted = indicator_node("Emotet loader", EMOTET)
     resting = indicator_node("Qakbot", QAKBOT, detection=False)
     opencti.indicators[:] = [hunted, resting]
+    opencti.max_page_size = 1  # one indicator a page: the listing must follow the platform's cursors
     with FakeVirusTotal() as vt:
         orphan_id = f"indicator--{uuid.uuid4()}"
         orphan = vt.add_hunting_ruleset("Deleted indicator [12345678]", marked_rules(orphan_id, QAKBOT), enabled=True)
@@ -59,3 +60,6 @@ def test_sync_shows_then_fixes_the_drift(opencti, tmp_path):
 
         again = sync(opencti, vt, tmp_path)
         assert again.returncode == 0 and again.stdout.startswith("in sync")
+    # Three listings of two pages each: the second page asked for after the first's last cursor.
+    pages = [c.variables["after"] for c in opencti.calls if c.operation == "Indicators"]
+    assert len(pages) == 6 and pages[0::2] == [None] * 3 and all(pages[1::2])

@@ -19,7 +19,7 @@ from conftest import KERRDOWN, SAMPLES, WORD_DOC
 from vtframework import AUTHOR_ID, STIX_EXT_OCTI, TLP_MARKINGS
 from vtframework.testing import FakeVirusTotal, assert_valid_bundle
 from vtframework.testing.connector import Connector, marking
-from vtframework.testing.fakeopencti_import import ingest
+from vtframework.testing.opencti_worker import ingest
 
 pytestmark = pytest.mark.services
 

@@ -16,7 +16,7 @@ from pycti import Incident
 from conftest import CLEAN_EXE, CYBERGATE, KERRDOWN, WORD_DOC
 from vtframework import TLP_MARKINGS, hookimpl
 from vtframework.testing import MemoryOpenCTI
-from vtframework.testing.fakeopencti_import import ingest
+from vtframework.testing.opencti_worker import ingest
 
 STREAM = "/api/v3/ioc_stream"
 FOREIGN_RULES = 'rule CyberGate {\n  meta:\n    date = "2021-03-01"\n  strings:\n    $a = "####@####"\n  condition:\n    $a\n}\n'
