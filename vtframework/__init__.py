@@ -36,6 +36,8 @@ _LAZY: dict[str, str] = {
     # Egress policy
     "EgressRefused": "vtframework.policy.egress",
     "check_lookup": "vtframework.policy.egress",
+    "EgressPolicy": "vtframework.policy.egress",
+    "Marked": "vtframework.policy.egress",
     "most_restrictive_tlp": "vtframework.policy.egress",
     "normalize_tlp": "vtframework.policy.tlp",
     "TLP_MARKINGS": "vtframework.policy.markings",
@@ -48,6 +50,7 @@ _LAZY: dict[str, str] = {
     "AUTHOR_ID": "vtframework.stix.factory",
     "pattern_for": "vtframework.stix.factory",
     "from_value": "vtframework.stix.observables",
+    "ascii_domain": "vtframework.stix.observables",
     "lookup_hash": "vtframework.stix.observables",
     "observables_in_pattern": "vtframework.stix.observables",
     # State
@@ -107,12 +110,12 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from vtframework.pipeline import blocks
     from vtframework.pipeline.download import fetch_sample, save_sample
     from vtframework.pipeline.enrich import Pipeline, bundle
-    from vtframework.policy.egress import EgressRefused, check_lookup, most_restrictive_tlp
+    from vtframework.policy.egress import EgressPolicy, EgressRefused, Marked, check_lookup, most_restrictive_tlp
     from vtframework.policy.markings import TLP_MARKINGS
     from vtframework.policy.tlp import normalize_tlp
     from vtframework.state import SQLiteState, open_state
     from vtframework.stix.factory import AUTHOR_ID, StixFactory, pattern_for
-    from vtframework.stix.observables import from_value, lookup_hash, observables_in_pattern
+    from vtframework.stix.observables import ascii_domain, from_value, lookup_hash, observables_in_pattern
     from vtframework.vt.client import ClientConfig, VTClient, url_id
 
 __all__ = [
