@@ -50,12 +50,28 @@ def run(args: argparse.Namespace, app_factory: Callable[..., Any]) -> int:
         return EXIT_OK
     if mode not in RUNTIMES:
         raise UsageError(f"run: the {mode} connector is not available in this version")
+    preflight(app)
     module_name, class_name = RUNTIMES[mode].split(":")
     import importlib
 
     runtime = getattr(importlib.import_module(module_name), class_name)(app)
     runtime.start()
     return EXIT_OK
+
+
+def preflight(app: Any) -> None:
+    """Before registering with OpenCTI: the state opens and, with quota detection on, VirusTotal accepts the key.
+
+    Either failure stops the connector with one line naming what to fix
+    (exit code 2), instead of a connector that fails every message.
+    """
+    from vtframework.host.services import open_app_state, open_client
+
+    state = open_app_state(app)
+    try:
+        open_client(app, state, lazy=False).close()
+    finally:
+        state.close()
 
 
 COMMAND = ("run", "run as an OpenCTI connector (enrichment, downloader or livehunt)", configure, run)
