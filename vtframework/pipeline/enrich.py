@@ -50,7 +50,9 @@ class Pipeline:
                 # A NaN or an object JSON cannot carry would break the whole bundle, not just this result.
                 json.dumps(objects, allow_nan=False)
             except Exception as exc:  # one enrichment's failure, whatever it is, is that enrichment's failure
-                log.debug("enrichment of %s failed", subject_of(observable), exc_info=True)
+                # The message says what a VirusTotal or input problem is; only a surprise needs its traceback.
+                log.debug("enrichment of %s failed", subject_of(observable),
+                          exc_info=not isinstance(exc, VTFrameworkError))
                 return EnrichmentResult(
                     observable, False, failure_message(observable, exc),
                     requests=usage.requests, cache_hits=usage.cache_hits,
@@ -82,7 +84,7 @@ class Pipeline:
         try:
             return self._enrich_indicator(label, indicator, observables)
         except Exception as exc:
-            log.debug("enrichment of %s failed", label, exc_info=True)
+            log.debug("enrichment of %s failed", label, exc_info=not isinstance(exc, VTFrameworkError))
             return EnrichmentResult(_indicator_placeholder(indicator), False, f"{label}: {_describe_error(exc)}")
 
     def _enrich_indicator(

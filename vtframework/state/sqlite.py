@@ -127,7 +127,7 @@ class SQLiteState(StateStore):
         """What went wrong with the file, in words, and what to do about it."""
         text = str(exc)
         lowered = text.lower()
-        if "readonly" in lowered or "read-only" in lowered:
+        if "readonly" in lowered or "read-only" in lowered or ("unable to open" in lowered and self._read_only()):
             return StateError(
                 f"the state file {self.path} is read-only ({text}); make it and its directory writable or set "
                 "VTF_STATE_DIR to a writable directory"
@@ -153,6 +153,14 @@ class SQLiteState(StateStore):
                 "rebuilt at the next start"
             )
         return StateError(f"cannot {doing} the state file {self.path} ({text}); move it away or set VTF_STATE_DIR")
+
+    def _read_only(self) -> bool:
+        """Is the state's directory on a read-only file system, or not writable by this process?"""
+        directory = os.path.dirname(os.path.abspath(self.path))
+        try:
+            return bool(os.statvfs(directory).f_flag & os.ST_RDONLY) or not os.access(directory, os.W_OK)
+        except OSError:
+            return False
 
     @contextlib.contextmanager
     def _guarded(self, doing: str) -> Iterator[None]:

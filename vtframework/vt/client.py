@@ -548,8 +548,6 @@ class VTClient:
         if send_key is None:
             # The key goes only to VirusTotal's API host, never to a URL handed to us.
             send_key = _origin(url) == self._origin
-        if self.key_rejected is not None and send_key:
-            raise self._rejected_again(subject)
         if take_quota:
             self._ensure_started()
         idempotent = method in ("GET", "HEAD")
@@ -559,6 +557,8 @@ class VTClient:
         waited_for_quota = False
         body_at = _body_positions(kwargs)
         while True:
+            if self.key_rejected is not None and send_key:
+                raise self._rejected_again(subject)
             if take_quota:
                 self.limiter.acquire(subject)
             try:
@@ -577,7 +577,7 @@ class VTClient:
                 self.limiter.record_wait(wait)
                 waited_for_quota = True
             except AuthenticationError as err:
-                if send_key:
+                if send_key and self.key_rejected is None:
                     self.key_rejected = err
                 raise
             except VTError as err:

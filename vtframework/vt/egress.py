@@ -15,8 +15,8 @@ import threading
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from vtframework.policy.egress import EgressPolicy, EgressRefused, Marked, marking_items
 from vtframework.context import subject_of
+from vtframework.policy.egress import EgressPolicy, EgressRefused, Marked, marking_items
 from vtframework.records import Observable
 
 if TYPE_CHECKING:  # pragma: no cover
