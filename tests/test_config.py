@@ -301,3 +301,19 @@ def test_every_variable_the_docs_name_is_declared(document):
     declared = declared_variables(build_app(None, env={}, config_file=None)) | {"VTF_CONFIG_FILE"}
     # Abbreviated families in tables ("VIRUSTOTAL_{FILE,IP}_…") are not variables.
     assert {n for n in named if not n.endswith("_")} <= declared
+
+
+def test_config_masks_the_password_of_every_url(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "VTF_DISABLE_PLUGINS": "hello",
+           "VTF_REDIS_URL": "redis://cache-user:s3cr3t-pw@redis.internal:6379/0",
+           "OPENCTI_URL": "https://admin:0pencti-pw@opencti.internal"}
+    done = subprocess.run([sys.executable, "-m", "vtframework", "config"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "redis://cache-user:***@redis.internal:6379/0" in done.stdout
+    assert "https://admin:***@opencti.internal" in done.stdout
+    assert "s3cr3t-pw" not in done.stdout + done.stderr and "0pencti-pw" not in done.stdout + done.stderr
