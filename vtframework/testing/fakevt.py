@@ -245,6 +245,11 @@ class FakeVirusTotal(LocalServer):
         with self._lock:
             self._faults.append(_Fault(kind, count, path_prefix))
 
+    def clear_faults(self) -> None:
+        """Forget every fault not served yet (the network healed, the proxy went away)."""
+        with self._lock:
+            self._faults.clear()
+
     def add_hunting_ruleset(self, name: str, rules: str, **attributes: Any) -> str:
         """Create a Livehunt ruleset as if someone made it on VirusTotal; returns its id."""
         with self._lock:
