@@ -191,3 +191,9 @@ def test_the_quota_message_counts_the_time_already_waited(sqlite_state):
     message = str(caught.value)
     assert "the next slot frees in 1m01s, but after 1m01s of waiting only 29s of the allowed quota wait (1m30s) is left" in message
     assert "more than the allowed quota wait" not in message
+
+
+def test_paths_shaped_like_an_object_that_are_not_one_are_not_held_to_it(make, fake_vt, samples_dir):
+    fake_vt.add_route("GET", "/files/upload_url", 200, (samples_dir / "files_upload_url.json").read_bytes())
+    answer = make().get("/files/upload_url", cache=False)
+    assert answer["data"].startswith("https://www.virustotal.com/_ah/upload/")

@@ -72,3 +72,37 @@ def test_a_marking_described_and_listed_by_id_counts_once():
     ident = "marking-definition--c0ffee00-0000-4000-8000-000000000000"
     marked = Marked.of("x", [ident], [{"standard_id": ident, "definition_type": "PAP", "definition": "PAP:GREEN"}])
     assert EgressPolicy().refusal(marked, "lookup") is None
+
+
+@pytest.mark.parametrize(("method", "path", "expected"), [
+    ("GET", "/files/abc", "lookup"),
+    ("GET", "/urls/aHR0cA", "lookup"),
+    ("GET", "/analyses/u-1", "lookup"),
+    ("GET", "/files/abc/download", "download"),
+    ("GET", "/files/abc/download_url", "download"),
+    ("POST", "/files", "upload"),
+    ("POST", "/urls", "submission"),
+    ("POST", "/urls/aHR0cA/analyse", "submission"),
+    ("POST", "/files/abc/analyse", "upload"),  # a write it does not know counts as the strictest
+    ("POST", "/intelligence/hunting_rulesets", "livehunt"),
+    ("PATCH", "/intelligence/hunting_rulesets/12", "livehunt"),
+    ("GET", "/intelligence/hunting_rulesets", None),
+    ("DELETE", "/intelligence/hunting_rulesets/12", None),
+    ("POST", "/intelligence/hunting_rulesets/12/relationships/editors", None),
+    ("GET", "/intelligence/hunting_notification_files", None),
+    ("DELETE", "/intelligence/hunting_notifications/9", None),
+    ("GET", "/users/some-key/overall_quotas", None),
+])
+def test_the_egress_path_is_read_from_the_request_itself(method, path, expected):
+    from vtframework.vt.egress import egress_path
+
+    base = "https://www.virustotal.com/api/v3"
+    assert egress_path(method, base + path, base) == expected
+
+
+def test_requests_outside_the_api_count_as_download_or_upload():
+    from vtframework.vt.egress import egress_path
+
+    base = "https://www.virustotal.com/api/v3"
+    assert egress_path("GET", "https://storage.googleapis.com/sample?sig=x", base) == "download"
+    assert egress_path("POST", "https://www.virustotal.com/_ah/upload/AMmfu6", base) == "upload"

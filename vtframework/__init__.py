@@ -43,6 +43,7 @@ _LAZY: dict[str, str] = {
     "TLP_MARKINGS": "vtframework.policy.markings",
     # VirusTotal client
     "VTClient": "vtframework.vt.client",
+    "BoundClient": "vtframework.vt.egress",
     "ClientConfig": "vtframework.vt.client",
     "url_id": "vtframework.vt.client",
     # STIX
@@ -117,6 +118,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from vtframework.stix.factory import AUTHOR_ID, StixFactory, pattern_for
     from vtframework.stix.observables import ascii_domain, from_value, lookup_hash, observables_in_pattern
     from vtframework.vt.client import ClientConfig, VTClient, url_id
+    from vtframework.vt.egress import BoundClient
 
 __all__ = [
     "hookimpl",

@@ -21,6 +21,10 @@ from vtframework.pipeline import blocks
 from vtframework.policy.markings import TLP_MARKING_BY_ID
 from vtframework.records import Observable, VTQuery
 from vtframework.stix.factory import StixFactory, author, to_dict
+from vtframework.vt.egress import BoundClient
+
+#: The client a plugin's hooks receive (``context.client``), by its earlier name.
+GuardedClient = BoundClient
 
 log = logging.getLogger("vtframework.pipeline")
 

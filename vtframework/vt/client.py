@@ -68,6 +68,8 @@ OBJECT_TYPES = {
     "analyses": "analysis",
     "yara_rulesets": "yara_ruleset",
 }
+#: Paths shaped like an object's that are not one (``/files/upload_url`` answers a URL string).
+NOT_OBJECTS = {("files", "upload_url")}
 #: A detected quota tier is reused from the state for this long (seconds).
 TIER_TTL = 3600.0
 
@@ -855,7 +857,7 @@ def _expected_object(path: str) -> tuple[str, str] | None:
     if path.startswith(("http://", "https://")):
         return None
     segments = [s for s in path.split("?", 1)[0].strip("/").split("/") if s]
-    if len(segments) == 2 and segments[0] in OBJECT_TYPES:
+    if len(segments) == 2 and segments[0] in OBJECT_TYPES and tuple(segments) not in NOT_OBJECTS:
         return OBJECT_TYPES[segments[0]], segments[1]
     if len(segments) == 3 and segments[:2] == ["intelligence", "hunting_rulesets"]:
         return "hunting_ruleset", segments[2]

@@ -24,6 +24,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 _WRITES = ("POST", "PUT", "PATCH")
 HUNTING = ("intelligence", "hunting_rulesets")
+#: Listings of what VirusTotal sends this key (Livehunt matches): reading or deleting them names no observable.
+NOTIFICATIONS = (("intelligence", "hunting_notifications"), ("intelligence", "hunting_notification_files"))
 
 
 def egress_path(method: str, url: str, api_base: str) -> str | None:
@@ -31,8 +33,8 @@ def egress_path(method: str, url: str, api_base: str) -> str | None:
 
     None means the request tells VirusTotal nothing about an observable: the
     key's own quota, deleting, listing (by our marker) or sharing a Livehunt
-    ruleset. Any write this function does not recognise counts as an upload,
-    the most restricted path.
+    ruleset, reading or deleting Livehunt notifications. Any write this
+    function does not recognise counts as an upload, the most restricted path.
     """
     method = method.upper()
     base = urlsplit(api_base)
@@ -45,6 +47,8 @@ def egress_path(method: str, url: str, api_base: str) -> str | None:
         return "upload" if method in _WRITES else "download"
     segments = [s for s in parts.path[len(base.path.rstrip("/")):].split("/") if s]
     if segments[:1] == ["users"]:
+        return None
+    if tuple(segments[:2]) in NOTIFICATIONS and method in ("GET", "HEAD", "DELETE"):
         return None
     if tuple(segments[:2]) == HUNTING:
         # Creating or changing a ruleset sends the rule; listing, deleting and sharing it send nothing of it.
