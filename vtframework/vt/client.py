@@ -378,9 +378,7 @@ class VTClient:
         Each request is checked against ``about``'s markings (and those of any
         enclosing scope) for its egress path before anything is sent.
         """
-        from vtframework.vt.egress import _Scope
-
-        return _Scope(self.scopes, about if isinstance(about, Marked) else marked(about))
+        return self.scopes.entered(about if isinstance(about, Marked) else marked(about))
 
     def bound(self, about: Marked | Observable) -> BoundClient:
         """This client as the work about ``about`` sees it: every call runs inside its scope."""

@@ -11,8 +11,9 @@ must allow the request (nested scopes add up, never relax).
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 from urllib.parse import urlsplit
 
 from vtframework.context import subject_of
@@ -88,11 +89,15 @@ class Scopes:
             self._local.stack = []
         return self._local.stack
 
-    def push(self, about: Marked) -> None:
-        self.open().append(about)
-
-    def pop(self) -> None:
-        self.open().pop()
+    @contextlib.contextmanager
+    def entered(self, about: Marked) -> Iterator[Marked]:
+        """Every request this thread makes inside the block is about ``about`` (too)."""
+        stack = self.open()
+        stack.append(about)
+        try:
+            yield about
+        finally:
+            stack.pop()
 
     def refusal(self, path: str | None, extra: Marked | None = None) -> str | None:
         """Why a request on ``path`` may not leave from this thread now, or None."""
@@ -116,18 +121,6 @@ class Scopes:
         reason = self.refusal(path, extra)
         if reason:
             raise EgressRefused(reason)
-
-
-class _Scope:
-    def __init__(self, scopes: Scopes, about: Marked) -> None:
-        self.scopes, self.about = scopes, about
-
-    def __enter__(self) -> Marked:
-        self.scopes.push(self.about)
-        return self.about
-
-    def __exit__(self, *_: Any) -> None:
-        self.scopes.pop()
 
 
 class BoundClient:
