@@ -12,8 +12,11 @@ cut a connection another request is using.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import socket
 import threading
+import time
 from typing import Any
 
 import requests
@@ -25,6 +28,46 @@ _current = threading.local()
 _RETRY_CUT = 0.2
 
 
+class _Watchdog:
+    """One thread for every watch of the process: it sleeps until the earliest deadline.
+
+    A thread per exchange would cost more than a local answer takes; a watch
+    that closes in time is simply skipped when its deadline comes up.
+    """
+
+    def __init__(self) -> None:
+        self._due: list[tuple[float, int, "Watch"]] = []
+        self._order = itertools.count()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def add(self, delay: float, watch: "Watch") -> None:
+        with self._cond:
+            heapq.heappush(self._due, (time.monotonic() + delay, next(self._order), watch))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="vtf-deadlines", daemon=True)
+                self._thread.start()
+            if self._due[0][2] is watch:
+                self._cond.notify()
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                while self._due and self._due[0][2].done:
+                    heapq.heappop(self._due)
+                if not self._due:
+                    self._cond.wait()
+                    continue
+                wait = self._due[0][0] - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                heapq.heappop(self._due)[2]._expire()
+
+
+_WATCHDOG = _Watchdog()
+
+
 class Watch:
     """Cuts the connection of one exchange (on this thread) when ``seconds`` have passed."""
 
@@ -34,7 +77,10 @@ class Watch:
         self._conn: Any = None
         self._done = False
         self._lock = threading.Lock()
-        self._timer: threading.Timer | None = None
+
+    @property
+    def done(self) -> bool:
+        return self._done
 
     def __enter__(self) -> "Watch":
         self._previous = getattr(_current, "watch", None)
@@ -48,8 +94,6 @@ class Watch:
     def close(self) -> None:
         with self._lock:
             self._done = True
-            if self._timer is not None:
-                self._timer.cancel()
         if getattr(_current, "watch", None) is self:
             _current.watch = self._previous
 
@@ -63,10 +107,7 @@ class Watch:
                 self._conn = None
 
     def _arm(self, seconds: float) -> None:
-        timer = threading.Timer(seconds, self._expire)
-        timer.daemon = True
-        self._timer = timer
-        timer.start()
+        _WATCHDOG.add(seconds, self)
 
     def _expire(self) -> None:
         with self._lock:
