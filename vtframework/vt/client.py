@@ -677,7 +677,10 @@ class VTClient:
     ) -> VTError:
         """A failed exchange as a typed error (a cut by the deadline is a timeout)."""
         if watch.expired:
-            return RequestTimeout(f"no complete answer within {deadline:g}s", subject=subject)
+            setting = "VIRUSTOTAL_DOWNLOAD_DEADLINE" if deadline == self.config.download_deadline \
+                and deadline != self.config.request_deadline else "VIRUSTOTAL_REQUEST_DEADLINE"
+            return RequestTimeout(f"no complete answer within {deadline:g}s", subject=subject,
+                                  hint=f"retry later or raise {setting} (a slow link or proxy may be in the way)")
         if isinstance(exc, requests.exceptions.ConnectTimeout):
             return ConnectionFailed(
                 f"no connection within {self.config.connect_timeout:g}s", subject=subject, request_sent=False

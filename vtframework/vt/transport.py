@@ -120,8 +120,9 @@ class Watch:
                 self._arm(_RETRY_CUT)
                 return
             try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
+                # The plain socket's shutdown: an SSLSocket's would also drop its TLS state under the reader.
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except (OSError, TypeError):
                 pass
 
 
