@@ -611,8 +611,10 @@ class VTClient:
     ) -> Any:
         """One HTTP exchange within its deadline: a 2xx answer (or an expected redirect), else a typed error."""
         self._count(requests=1)
-        deadline = self.config.download_deadline if live else self.config.request_deadline
-        watch = Watch(deadline).__enter__()
+        if live:
+            watch = Watch(self.config.download_deadline, "VIRUSTOTAL_DOWNLOAD_DEADLINE").__enter__()
+        else:
+            watch = Watch(self.config.request_deadline, "VIRUSTOTAL_REQUEST_DEADLINE").__enter__()
         resp: requests.Response | None = None
         try:
             try:
@@ -627,11 +629,11 @@ class VTClient:
                     **kwargs,
                 )
             except (requests.RequestException, URLLibError, OSError) as exc:
-                raise self._transport_error(exc, watch, subject, deadline) from None
+                raise self._transport_error(exc, watch, subject) from None
             wanted = 200 <= resp.status_code < 300 or (redirect_ok and resp.is_redirect)
             if live and wanted:
                 return _Live(resp, watch)
-            answer = _Answer(resp.status_code, resp.headers, self._read(resp, watch, subject, deadline), resp.url)
+            answer = _Answer(resp.status_code, resp.headers, self._read(resp, watch, subject), resp.url)
         except BaseException:
             watch.close()
             if resp is not None:
@@ -648,7 +650,7 @@ class VTClient:
             answer.status_code, answer.content, subject, privilege=privilege, key_setting=self.config.key_setting
         )
 
-    def _read(self, resp: requests.Response, watch: Watch, subject: str, deadline: float) -> bytes:
+    def _read(self, resp: requests.Response, watch: Watch, subject: str) -> bytes:
         """The whole body, decompressed, within the size cap and the deadline; the key redacted."""
         limit = self.config.max_answer_bytes
         announced = resp.headers.get("Content-Length", "")
@@ -663,7 +665,7 @@ class VTClient:
                     raise self._too_large(subject, f"more than {limit} bytes arrived")
                 chunks.append(chunk)
         except (requests.RequestException, URLLibError, OSError) as exc:
-            raise self._transport_error(exc, watch, subject, deadline, received=size) from None
+            raise self._transport_error(exc, watch, subject, received=size) from None
         body = b"".join(chunks)
         # VirusTotal (or whatever answers in its place) may echo the key: it never goes further.
         return body.replace(self._key_bytes, REDACTED.encode()) if self._key_bytes else body
@@ -673,14 +675,14 @@ class VTClient:
         return AnswerTooLarge(f"{detail}; the limit is {limit} bytes", subject=subject)
 
     def _transport_error(
-        self, exc: BaseException, watch: Watch, subject: str, deadline: float, received: int | None = None
+        self, exc: BaseException, watch: Watch, subject: str, received: int | None = None
     ) -> VTError:
         """A failed exchange as a typed error (a cut by the deadline is a timeout)."""
         if watch.expired:
-            setting = "VIRUSTOTAL_DOWNLOAD_DEADLINE" if deadline == self.config.download_deadline \
-                and deadline != self.config.request_deadline else "VIRUSTOTAL_REQUEST_DEADLINE"
-            return RequestTimeout(f"no complete answer within {deadline:g}s", subject=subject,
-                                  hint=f"retry later or raise {setting} (a slow link or proxy may be in the way)")
+            return RequestTimeout(
+                f"no complete answer within {watch.seconds:g}s", subject=subject,
+                hint=f"retry later or raise {watch.setting} (a slow link or proxy may be in the way)",
+            )
         if isinstance(exc, requests.exceptions.ConnectTimeout):
             return ConnectionFailed(
                 f"no connection within {self.config.connect_timeout:g}s", subject=subject, request_sent=False

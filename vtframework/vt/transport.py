@@ -71,8 +71,10 @@ _WATCHDOG = _Watchdog()
 class Watch:
     """Cuts the connection of one exchange (on this thread) when ``seconds`` have passed."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, setting: str = "") -> None:
         self.seconds = seconds
+        #: The setting that sets the deadline, for the message when it passes.
+        self.setting = setting
         self.expired = False
         self._conn: Any = None
         self._done = False
