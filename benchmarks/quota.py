@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import heapq
+import json
 import sys
 import tempfile
 import time
@@ -28,7 +29,7 @@ from vtframework.testing import FakeVirusTotal  # noqa: E402
 from vtframework.vt.client import ClientConfig, VTClient  # noqa: E402
 
 SAMPLES = ROOT / "tests" / "samples"
-BODY = (SAMPLES / "file_clean_b8e7a581.json").read_bytes()
+SAMPLE = json.loads((SAMPLES / "file_clean_b8e7a581.json").read_bytes())
 KEY = "benchmark-key"
 
 
@@ -52,7 +53,10 @@ def drop(state: StateStore) -> None:
 
 def serve(fake: FakeVirusTotal, lookups: list[str]) -> None:
     for h in lookups:
-        fake.add_route("GET", f"/files/{h}", 200, BODY)
+        # The real answer made about each hash (CONSTRUCTED): the client refuses an answer about another file.
+        body = json.loads(json.dumps(SAMPLE))
+        body["data"]["id"] = body["data"]["attributes"]["sha256"] = h
+        fake.add_route("GET", f"/files/{h}", 200, body)
 
 
 def client_for(fake: FakeVirusTotal, state: StateStore, quota: int, window: float) -> VTClient:

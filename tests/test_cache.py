@@ -3,6 +3,7 @@ never; identical lookups in flight together become one request."""
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -137,7 +138,10 @@ def test_fresh_read_replaces_a_cached_not_found(client, fake_vt, samples_dir):
     """After a submission, re-reading the report must not leave the old 404 in the cache."""
     with pytest.raises(NotFoundError):
         client.get(MISSING)
-    fake_vt.add_route("GET", MISSING, 200, (samples_dir / "file_clean_b8e7a581.json").read_bytes())
+    # The file, analysed since: a real report, given the id asked for (an answer for another id is refused).
+    report = json.loads((samples_dir / "file_clean_b8e7a581.json").read_bytes())
+    report["data"]["id"] = report["data"]["attributes"]["sha256"] = MISSING.rsplit("/", 1)[1]
+    fake_vt.add_route("GET", MISSING, 200, report)
     fresh = client.get(MISSING, cache="refresh")
     assert client.get(MISSING) == fresh
     assert files_requested(fake_vt) == 2

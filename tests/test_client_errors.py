@@ -165,14 +165,55 @@ def test_quota_exceeded_waits_for_the_window_then_succeeds(make, fake_vt):
     assert client.stats.quota_waits == 1 and client.stats.retries == 0
 
 
-def test_quota_exceeded_after_a_full_window_means_the_day_is_spent(make, fake_vt):
-    fake_vt.inject("quota_exceeded", count=5)
+def quotas(daily_used: int, daily_allowed: int = 500, monthly_used: int = 12) -> dict:
+    # VirusTotal's overall_quotas shape per the API reference (no recording of a spent quota exists).
+    return {"data": {
+        "api_requests_hourly": {"user": {"allowed": 240, "used": 3}},
+        "api_requests_daily": {"user": {"allowed": daily_allowed, "used": daily_used}},
+        "api_requests_monthly": {"user": {"allowed": 15500, "used": monthly_used}},
+    }}
+
+
+def test_quota_exceeded_after_a_full_window_names_the_spent_day(make, fake_vt):
+    fake_vt.inject("quota_exceeded", count=5, path_prefix="/files")
+    fake_vt.add_route("GET", "/users/test-key/overall_quotas", 200, quotas(daily_used=500))
     client = make()
     with pytest.raises(QuotaExceededError) as caught:
         client.get(FILE, subject=SUBJECT)
     assert caught.value.window == "day" and caught.value.status == 429
-    assert "daily quota exhausted, resets at 00:00 UTC (in " in str(caught.value)
-    assert api_requests(fake_vt) == 2
+    assert "daily quota (500 requests, 500 used) is exhausted" in str(caught.value)
+    assert "resets at 00:00 UTC (in " in str(caught.value)
+    assert fake_vt.count("/api/v3/files") == 2
+
+
+def test_two_minute_429s_with_room_left_are_not_called_a_spent_day(make, fake_vt):
+    fake_vt.inject("quota_exceeded", count=5, path_prefix="/files")
+    fake_vt.add_route("GET", "/users/test-key/overall_quotas", 200, quotas(daily_used=40))
+    with pytest.raises(QuotaExceededError) as caught:
+        make().get(FILE, subject=SUBJECT)
+    message = str(caught.value)
+    assert caught.value.window == "minute"
+    assert "daily quota (" not in message and "00:00 UTC" not in message
+    assert "something else is spending this key's per-minute quota" in message
+
+
+def test_a_spent_month_says_when_it_frees(make, fake_vt):
+    fake_vt.inject("quota_exceeded", count=5, path_prefix="/files")
+    fake_vt.add_route("GET", "/users/test-key/overall_quotas", 200, quotas(daily_used=40, monthly_used=15500))
+    with pytest.raises(QuotaExceededError) as caught:
+        make().get(FILE, subject=SUBJECT)
+    assert caught.value.window == "month"
+    assert "monthly quota (15500 requests, 15500 used) is exhausted" in str(caught.value)
+    assert "it frees on the first of the month at 00:00 UTC (in 16d01h)" in str(caught.value)
+
+
+def test_when_virustotal_does_not_say_which_quota_ran_out_neither_do_we(make, fake_vt):
+    fake_vt.inject("quota_exceeded", count=5)  # the quota endpoint is refused too
+    with pytest.raises(QuotaExceededError) as caught:
+        make().get(FILE, subject=SUBJECT)
+    message = str(caught.value)
+    assert caught.value.window == "unknown" and caught.value.retry_after is None
+    assert "daily quota exhausted" not in message and "did not say which" in message
 
 
 def test_quota_exceeded_beyond_the_allowed_wait_fails_at_once(make, fake_vt):

@@ -321,3 +321,19 @@ def test_a_score_reason_leans_one_of_three_ways():
     assert ScoreReason("GTI", "verdict malicious", "malicious").points_to == "malicious"
     with pytest.raises(ValueError, match="points_to must be one of malicious, benign, neutral"):
         ScoreReason("GTI", "verdict malicious", "bad")
+
+
+def test_config_masks_the_password_of_every_url(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "VTF_EXTERNAL_PLUGINS": "false",
+           "VTF_REDIS_URL": "redis://cache-user:s3cr3t-pw@redis.internal:6379/0",
+           "OPENCTI_URL": "https://admin:0pencti-pw@opencti.internal"}
+    done = subprocess.run([sys.executable, "-m", "vtframework", "config"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "redis://cache-user:***@redis.internal:6379/0" in done.stdout
+    assert "https://admin:***@opencti.internal" in done.stdout
+    assert "s3cr3t-pw" not in done.stdout + done.stderr and "0pencti-pw" not in done.stdout + done.stderr

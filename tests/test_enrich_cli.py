@@ -137,3 +137,20 @@ def test_a_file_s_id_follows_the_stix_rule_for_the_hashes_it_ends_up_with(tmp_pa
                     or file["id"] in o.get("object_refs", [])]
         assert {o["type"] for o in pointing} == {"relationship", "note"}
     assert len(ids) == 1
+
+
+def test_a_fully_cached_rerun_makes_no_request_at_all(tmp_path, samples_dir):
+    from vtframework.testing import FakeVirusTotal
+
+    with FakeVirusTotal(str(samples_dir), api_key="test-key") as fake:
+        fake.add_route("GET", "/users/test-key/overall_quotas", 200,
+                       {"data": {"api_requests_daily": {"user": {"allowed": 1000, "used": 1}}}})
+        env = {"VIRUSTOTAL_TOKEN": "test-key", "VIRUSTOTAL_BASE_URL": fake.base_url, "VTF_STATE_DIR": "state"}
+        first = vtframework("enrich", MALICIOUS, "138.128.150.133", cwd=tmp_path, env=env)
+        assert first.returncode == 0, first.stderr
+        assert fake.count("/api/v3/users/") == 1  # the key's quota, read once before the first lookup
+        fake.clear_log()
+        again = vtframework("enrich", MALICIOUS, "138.128.150.133", cwd=tmp_path, env=env)
+        assert again.returncode == 0, again.stderr
+        assert fake.requests == []  # not even the quota: nothing needed VirusTotal
+        assert {o["id"] for o in json.loads(again.stdout)["objects"]} == {o["id"] for o in json.loads(first.stdout)["objects"]}

@@ -21,7 +21,7 @@ DOCS = (Path(__file__).resolve().parent.parent / "docs" / "plugins.md").read_tex
 HOOKS = {name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("vtf_")}
 
 #: Client methods the core keeps for itself (lifecycle and accounting); every other public one is documented.
-CLIENT_INTERNALS = {"start", "detect_tier", "close", "track"}
+CLIENT_INTERNALS = {"start", "start_lazily", "detect_tier", "close", "track"}
 
 
 def section(title: str) -> str:

@@ -47,11 +47,14 @@ _LAZY: dict[str, str] = {
     # Egress policy
     "EgressRefused": "vtframework.policy.egress",
     "check_lookup": "vtframework.policy.egress",
+    "EgressPolicy": "vtframework.policy.egress",
+    "Marked": "vtframework.policy.egress",
     "most_restrictive_tlp": "vtframework.policy.egress",
     "normalize_tlp": "vtframework.policy.tlp",
     "TLP_MARKINGS": "vtframework.policy.markings",
     # VirusTotal client
     "VTClient": "vtframework.vt.client",
+    "BoundClient": "vtframework.vt.egress",
     "ClientConfig": "vtframework.vt.client",
     "url_id": "vtframework.vt.client",
     "extract_malware_configs": "vtframework.vt.malware_config",
@@ -62,6 +65,7 @@ _LAZY: dict[str, str] = {
     "AUTHOR_ID": "vtframework.stix.factory",
     "pattern_for": "vtframework.stix.factory",
     "from_value": "vtframework.stix.observables",
+    "ascii_domain": "vtframework.stix.observables",
     "lookup_hash": "vtframework.stix.observables",
     "observables_in_pattern": "vtframework.stix.observables",
     "extract_yara_rule": "vtframework.stix.yara",
@@ -129,12 +133,12 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from vtframework.pipeline import addons, blocks
     from vtframework.pipeline.download import fetch_sample, save_sample
     from vtframework.pipeline.enrich import Pipeline, bundle
-    from vtframework.policy.egress import EgressRefused, check_lookup, most_restrictive_tlp
+    from vtframework.policy.egress import EgressPolicy, EgressRefused, Marked, check_lookup, most_restrictive_tlp
     from vtframework.policy.markings import TLP_MARKINGS
     from vtframework.policy.tlp import normalize_tlp
     from vtframework.state import SQLiteState, StateStore, open_state
     from vtframework.stix.factory import AUTHOR_ID, StixFactory, pattern_for
-    from vtframework.stix.observables import from_value, lookup_hash, observables_in_pattern
+    from vtframework.stix.observables import ascii_domain, from_value, lookup_hash, observables_in_pattern
     from vtframework.stix.yara import (
         extract_yara_rule,
         is_ruleset_marker,
@@ -144,6 +148,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from vtframework.vt.client import ClientConfig, VTClient, url_id
     from vtframework.vt.malware_config import C2Address, MalwareConfigs, extract_malware_configs
+    from vtframework.vt.egress import BoundClient
 
 __all__ = [
     "hookimpl",

@@ -8,7 +8,28 @@ that says what was being looked up and what to do about it.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
+
+#: Longest text from outside (VirusTotal's error message, a body excerpt) kept in a message.
+MESSAGE_LIMIT = 300
+
+# Terminal escape sequences (CSI, OSC, other ESC pairs), then any other control character:
+# text from outside must not clear a screen, move the cursor or forge a line of our output.
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]?")
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
+
+
+def clean_text(text: Any, limit: int = MESSAGE_LIMIT) -> str:
+    """Text from outside made safe for a terminal, a log line or a work message.
+
+    Escape sequences and control characters (bidirectional overrides included)
+    are removed, every run of whitespace (newlines too) becomes one space, and
+    the result is cut at ``limit`` characters with an ellipsis.
+    """
+    text = _CONTROLS.sub("", _ESCAPES.sub("", str(text)))
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class VTFrameworkError(Exception):
@@ -72,6 +93,8 @@ class VTError(VTFrameworkError):
         hint: str | None = None,
         summary: str | None = None,
     ) -> None:
+        # VirusTotal's text (or whatever answered instead) reaches terminals and logs: never raw.
+        vt_message = clean_text(vt_message)
         self.vt_message = vt_message
         self.status = status
         self.code = code
@@ -215,6 +238,15 @@ class MalformedResponse(VTError):
         super().__init__(vt_message, **kw)
 
 
+class AnswerTooLarge(MalformedResponse):
+    summary = "VirusTotal's answer is larger than the allowed maximum"
+    hint = "raise VIRUSTOTAL_MAX_ANSWER_SIZE if such an answer is expected (a proxy may be sending something else)"
+
+    def __init__(self, vt_message: str = "", **kw: Any) -> None:
+        kw.setdefault("code", "AnswerTooLarge")
+        super().__init__(vt_message, **kw)
+
+
 class AnalysisPending(VTError):
     summary = "submitted to VirusTotal, but the analysis did not finish in time"
     hint = "enrich it again later"
@@ -230,8 +262,11 @@ class DownloadTooLarge(VTError):
 
 
 def format_duration(seconds: float) -> str:
-    """``11520`` -> ``"3h12m"``; ``45`` -> ``"45s"``."""
+    """``11520`` -> ``"3h12m"``; ``45`` -> ``"45s"``; two days and more -> ``"16d01h"``."""
     seconds = max(0, int(round(seconds)))
+    if seconds >= 2 * 86400:
+        days, rest = divmod(seconds, 86400)
+        return f"{days}d{rest // 3600:02d}h"
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:
@@ -284,7 +319,7 @@ def parse_error_envelope(body: bytes | str | dict[str, Any] | None) -> tuple[str
     if isinstance(body, (bytes, str)):
         try:
             doc = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
             return None, _excerpt(text)
     if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
@@ -295,7 +330,7 @@ def parse_error_envelope(body: bytes | str | dict[str, Any] | None) -> tuple[str
 
 
 def _excerpt(text: str, limit: int = 200) -> str:
-    text = " ".join(text.split())
+    text = clean_text(text, limit + 3)
     return text if len(text) <= limit else text[:limit] + "..."
 
 

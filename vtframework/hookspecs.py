@@ -70,7 +70,7 @@ def vtf_vt_query(observable: "Observable", settings: "Settings") -> "VTQuery | N
     """Say which VirusTotal request enriches ``observable``.
 
     Called only on the plugin that owns ``observable.entity_type``. The core
-    makes the request through its client (TLP gate, quota, cache, retries) and
+    makes the request through its client (egress check, quota, cache, retries) and
     hands the answer to :func:`vtf_stix_objects`.
 
     :param observable: The observable being enriched.
@@ -94,8 +94,9 @@ def vtf_report_not_found(
     may submit the observable (upload an Artifact, submit a URL) through
     ``context.client`` and return the report of the finished analysis.
     ``context.client`` refuses anything that sends data to VirusTotal when the
-    observable's TLP forbids sharing it (``VIRUSTOTAL_UPLOAD_MAX_TLP``); call
-    ``context.client.check_upload()`` first to fail before any work.
+    observable's markings forbid sharing it (``VIRUSTOTAL_UPLOAD_MAX_TLP``,
+    PAP:RED, a marking it cannot place); call ``context.client.check("upload")``
+    (or ``check("submission")`` for a URL) first to fail before any work.
 
     :param observable: The observable VirusTotal does not know.
     :param context: The :class:`~vtframework.context.EnrichmentContext`.

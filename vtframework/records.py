@@ -93,6 +93,9 @@ class Observable:
     files: tuple[Mapping[str, Any], ...] = ()
     #: True when the enrichment targets an Indicator naming this observable.
     via_indicator: Mapping[str, Any] | None = None
+    #: What the source says about its markings (OpenCTI's ``objectMarking`` entries, STIX
+    #: marking-definitions): the egress policy reads a marking's name here when it is not a known id.
+    marking_details: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def id(self) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vtframework import VTQuery, hookimpl, subject_of
+from vtframework import VTQuery, ascii_domain, hookimpl, subject_of
 
 from vtframework_plugins.domain.converter import domain_objects
 from vtframework_plugins.domain.settings import KEYS
@@ -22,8 +22,8 @@ def vtf_observable_types():
 
 @hookimpl
 def vtf_vt_query(observable):
-    # VirusTotal keeps hostnames in its domain collection.
-    return VTQuery(path=f"/domains/{observable.value}", subject=subject_of(observable))
+    # VirusTotal keeps hostnames in its domain collection, internationalised ones by their punycode name.
+    return VTQuery(path=f"/domains/{ascii_domain(observable.value)}", subject=subject_of(observable))
 
 
 @hookimpl

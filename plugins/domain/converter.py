@@ -28,9 +28,7 @@ def resolved_addresses(context: Any, attrs: Mapping[str, Any]) -> list[Any]:
     VirusTotal passes on whatever the zone says, so a record that is not an
     address of its type is skipped with a warning in the log.
     """
-    records = attrs.get("last_dns_records")
-    if not isinstance(records, list):
-        return []
+    records = blocks.bounded(context, attrs.get("last_dns_records"), "DNS records")
     objects: list[Any] = []
     seen: set[str] = set()
     for record in records:

@@ -20,8 +20,9 @@ def update_file(context: Any, attrs: Mapping[str, Any]) -> None:
             hashes[name] = attrs[field]
     names = [n for n in attrs.get("names") or [] if isinstance(n, str) and n.strip()]
     if context.observable.entity_type == "StixFile":
-        if isinstance(attrs.get("size"), int) and not isinstance(attrs["size"], bool):
-            target["size"] = attrs["size"]
+        size = blocks.count(attrs.get("size"), maximum=1 << 53)
+        if size is not None:
+            target["size"] = size
         if not target.get("name"):
             main = attrs.get("meaningful_name") if isinstance(attrs.get("meaningful_name"), str) else None
             main = main or (names[0] if names else None)
@@ -77,11 +78,8 @@ def file_objects(context: Any, report: Mapping[str, Any]) -> list[Any]:
     settings = context.settings
     attrs = blocks.attributes(report)
     counts = blocks.stats(attrs)
-    if blocks.has_stats(attrs):  # without statistics there is no count to show, not a zero
-        context.summary.update(
-            malicious=counts["malicious"],
-            total=len(attrs.get("last_analysis_results") or {}) or sum(counts.values()),
-        )
+    # Without (usable) statistics there is no count to show, not a zero.
+    context.summary.update(blocks.detection_summary(attrs))
     if not context.via_indicator:
         update_file(context, attrs)
     blocks.add_labels(context, [t for t in attrs.get("tags") or [] if isinstance(t, str)])

@@ -41,9 +41,7 @@ def yara_objects(context: Any, attrs: Mapping[str, Any], score: int | None) -> l
     A ruleset that cannot be fetched or parsed costs its rules (a warning in
     the result), never the whole enrichment.
     """
-    hits = attrs.get("crowdsourced_yara_results")
-    if not isinstance(hits, list):
-        return []
+    hits = blocks.bounded(context, attrs.get("crowdsourced_yara_results"), "crowdsourced YARA results")
     objects: list[Any] = []
     for ruleset_id, ruleset_hits in _group_by_ruleset(hits).items():
         names = ", ".join(str(hit["rule_name"]) for hit in ruleset_hits)

@@ -21,8 +21,8 @@ def attribute_fields(attrs: Mapping[str, Any]) -> list[tuple[str, Any]]:
 
 def autonomous_system(context: Any, attrs: Mapping[str, Any]) -> list[Any]:
     """The AS the address belongs to (``belongs-to``), when VirusTotal names its number."""
-    asn = attrs.get("asn")
-    if isinstance(asn, bool) or not isinstance(asn, int):
+    asn = blocks.count(attrs.get("asn"), maximum=2**32 - 1)
+    if asn is None:
         context.log.debug("%s: no ASN in the VirusTotal report, no Autonomous System", context.observable.value)
         return []
     owner, rir = attrs.get("as_owner"), attrs.get("regional_internet_registry")

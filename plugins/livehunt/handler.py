@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Mapping
 
-from vtframework import EgressRefused, check_lookup
+from vtframework import EgressPolicy
 from vtframework.errors import (
     BadRequestError,
     ForbiddenError,
@@ -73,12 +73,9 @@ def changes_since(entry: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[s
 
 
 def egress_refusal(indicator: YaraIndicator, settings: Mapping[str, Any]) -> str | None:
-    """Why the indicator's rule may not go to VirusTotal (its TLP is above ``VIRUSTOTAL_MAX_TLP``), or None."""
-    try:
-        check_lookup(indicator.tlp, settings, indicator.label)
-    except EgressRefused as refused:
-        return str(refused)
-    return None
+    """Why the indicator's rule may not go to VirusTotal (its markings: TLP above ``VIRUSTOTAL_MAX_TLP``,
+    PAP:RED, a marking the policy cannot place), or None. The client enforces the same policy on every request."""
+    return EgressPolicy.from_settings(settings).refusal(indicator.marked, "livehunt")
 
 
 def live(record: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -120,6 +117,7 @@ def share_with_owners(
 
 class Livehunt:
     def __init__(self, client: Any, state: Any, settings: Mapping[str, Any], log: logging.Logger | None = None):
+        self.client = client
         self.api = HuntingRulesets(client)
         self.state = state
         self.settings = settings
@@ -142,6 +140,11 @@ class Livehunt:
         record = self.state.kv_get(NS, indicator.id)
         if self._stale(indicator.id, indicator.version, record):
             return None
+        # Every request below is about this indicator: the client checks each against its markings.
+        with self.client.scope(indicator.marked):
+            return self._apply(event, indicator, record)
+
+    def _apply(self, event: Any, indicator: YaraIndicator, record: Mapping[str, Any] | None) -> str | None:
         done = []
         if event.type == "merge":
             for source_id, version in merged_sources(event.context or {}, indicator.id):

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from vtframework import STIX_EXT_OCTI, most_restrictive_tlp
+from vtframework import STIX_EXT_OCTI, Marked, most_restrictive_tlp
 from vtframework.errors import InputError
 
 
@@ -21,6 +21,8 @@ class YaraIndicator:
     tlp: str
     #: When OpenCTI last changed it (``modified``); "" when the event does not say.
     version: str = ""
+    #: Every marking it carries (ids, or OpenCTI's description of them): what decides if its rule may leave.
+    markings: tuple[Any, ...] = ()
 
     @property
     def hunted(self) -> bool:
@@ -31,6 +33,11 @@ class YaraIndicator:
     def label(self) -> str:
         """How log lines name the indicator."""
         return f'indicator {self.id} ("{self.name}")' if self.name else f"indicator {self.id}"
+
+    @property
+    def marked(self) -> Marked:
+        """What requests about this indicator's rule are about, for the client's egress check."""
+        return Marked(self.label, self.markings or (self.tlp,))
 
 
 def is_yara_indicator(data: Mapping[str, Any]) -> bool:
@@ -60,14 +67,17 @@ def parse_indicator(data: Mapping[str, Any]) -> YaraIndicator:
     if not isinstance(pattern, str) or not pattern.strip():
         raise InputError(f"YARA indicator {ident} has no pattern: skipped")
     markings = data.get("object_marking_refs") or []
+    markings = markings if isinstance(markings, list) else []
+    details = data.get("objectMarking") if isinstance(data.get("objectMarking"), list) else []
     return YaraIndicator(
         id=ident,
         name=" ".join(str(data.get("name") or "").split()),
         pattern=pattern,
         detection=detection_of(data),
         revoked=data.get("revoked") is True,
-        tlp=most_restrictive_tlp(markings if isinstance(markings, list) else []),
+        tlp=most_restrictive_tlp(markings),
         version=version_of(data),
+        markings=Marked.of("", markings, details).markings,
     )
 
 

@@ -12,11 +12,13 @@ duplicated.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
+from vtframework import EgressRefused
 from vtframework.errors import InputError, VTError
 
 from vtframework_plugins.livehunt.handler import NS, egress_refusal, share_with_owners, state_entry
@@ -46,6 +48,8 @@ class Drift:
     changes: Mapping[str, Any] = field(default_factory=dict)
     #: The ruleset's full attributes once fixed (what the state records).
     wanted: Mapping[str, Any] = field(default_factory=dict)
+    #: What a fix sending the rule is about (the indicator and its markings), for the client's egress check.
+    marked: Any = None
 
 
 @dataclass
@@ -103,7 +107,7 @@ def compare(
             changes = differences(attributes, wanted)
             if changes:
                 why = f"{', '.join(sorted(changes))} differ"
-                drifts.append(Drift("differs", indicator_id, keep["id"], why, changes, wanted))
+                drifts.append(Drift("differs", indicator_id, keep["id"], why, changes, wanted, indicator.marked))
             else:
                 in_sync[indicator_id] = keep
 
@@ -116,9 +120,10 @@ def compare(
             unmarked.remove(legacy)
             changes = differences(legacy.get("attributes") or {}, wanted)
             why = "made by the original connector: adopt it"
-            drifts.append(Drift("legacy", indicator.id, legacy["id"], why, changes, wanted))
+            drifts.append(Drift("legacy", indicator.id, legacy["id"], why, changes, wanted, indicator.marked))
         else:
-            drifts.append(Drift("missing", indicator.id, None, f'no ruleset for "{indicator.name}"', wanted, wanted))
+            why = f'no ruleset for "{indicator.name}"'
+            drifts.append(Drift("missing", indicator.id, None, why, wanted, wanted, indicator.marked))
     drifts.sort(key=lambda d: (KINDS.index(d.kind), d.indicator_id, d.ruleset_id or ""))
     return Comparison(drifts, in_sync)
 
@@ -155,18 +160,12 @@ def apply(
     for drift in comparison.drifts:
         subject = f"Livehunt ruleset of {drift.indicator_id}"
         try:
-            if drift.kind == "missing":
-                created = api.create(drift.changes, subject=subject)
-                kept[drift.indicator_id] = state_entry(created["id"], drift.wanted, editors=[])
-            elif drift.kind in ("legacy", "differs"):
-                if drift.changes:
-                    api.patch(drift.ruleset_id, drift.changes, subject=subject)
-                kept[drift.indicator_id] = state_entry(drift.ruleset_id, drift.wanted, editors=[])
-            else:
-                api.delete(drift.ruleset_id, subject=subject)
-        except VTError as err:
+            # A fix that sends the rule is about the indicator: the client checks it against its markings.
+            with api.client.scope(drift.marked) if drift.marked is not None else contextlib.nullcontext():
+                _fix(drift, api, kept, subject)
+        except (VTError, EgressRefused) as err:
             log.warning("%s %s: %s", drift.kind, drift.indicator_id, err)
-            outcomes.append(Outcome(drift, err.vt_message or str(err)))
+            outcomes.append(Outcome(drift, getattr(err, "vt_message", "") or str(err)))
             if drift.kind in ("legacy", "differs") and drift.indicator_id in recorded:
                 kept[drift.indicator_id] = dict(recorded[drift.indicator_id])
             continue
@@ -183,6 +182,18 @@ def apply(
     for indicator_id in recorded.keys() - kept.keys():
         state.kv_delete(NS, indicator_id)
     return outcomes
+
+
+def _fix(drift: Drift, api: HuntingRulesets, kept: dict[str, dict[str, Any]], subject: str) -> None:
+    if drift.kind == "missing":
+        created = api.create(drift.changes, subject=subject)
+        kept[drift.indicator_id] = state_entry(created["id"], drift.wanted, editors=[])
+    elif drift.kind in ("legacy", "differs"):
+        if drift.changes:
+            api.patch(drift.ruleset_id, drift.changes, subject=subject)
+        kept[drift.indicator_id] = state_entry(drift.ruleset_id, drift.wanted, editors=[])
+    else:
+        api.delete(drift.ruleset_id, subject=subject)
 
 
 # -- OpenCTI -----------------------------------------------------------------------
@@ -219,4 +230,6 @@ def _stix(node: Mapping[str, Any]) -> dict[str, Any]:
         "revoked": node.get("revoked") is True,
         "x_opencti_detection": node.get("x_opencti_detection") is True,
         "object_marking_refs": [m["standard_id"] for m in node.get("objectMarking") or [] if m.get("standard_id")],
+        # What OpenCTI says of each marking: a custom one is then named (and mappable) by its definition.
+        "objectMarking": [dict(m) for m in node.get("objectMarking") or [] if isinstance(m, dict)],
     }

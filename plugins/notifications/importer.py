@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from vtframework import blocks
+from vtframework import Observable, blocks
 from vtframework.errors import AuthenticationError, ConfigError, NotFoundError, VTError
 
 from vtframework_plugins.notifications import sightings
@@ -110,19 +110,26 @@ class Run:
             return "done"
         seen.add(n.id)
         self.handled += 1
-        if self.feed.needs_entity:
-            completed = self._with_entity(n)
-            if completed is None:
+        # What is asked of VirusTotal about the match is checked against the marking it is imported under.
+        with self.context.client.scope(self._as_observable(n)):
+            if self.feed.needs_entity:
+                completed = self._with_entity(n)
+                if completed is None:
+                    progress.handled(n.date, n.id)
+                    return "skipped"
+                n = completed
+            reason = skip_reason(n, self.opts, self.now)
+            if reason is not None:
+                self._skip("filtered", reason, level=logging.INFO)
                 progress.handled(n.date, n.id)
                 return "skipped"
-            n = completed
-        reason = skip_reason(n, self.opts, self.now)
-        if reason is not None:
-            self._skip("filtered", reason, level=logging.INFO)
-            progress.handled(n.date, n.id)
-            return "skipped"
-        self._import(n)
+            self._import(n)
         return "imported"
+
+    def _as_observable(self, n: Notification) -> Observable:
+        """The matched entity, marked as everything imported is (``…_TLP_LEVEL``)."""
+        return Observable(entity_type=n.entity_type, value=n.entity_id, stix={}, markings=(self.opts.marking,),
+                          tlp=self.opts.tlp)
 
     # -- one notification ---------------------------------------------------------------------
     def _import(self, n: Notification) -> None:

@@ -20,7 +20,7 @@ def submit_and_wait(context: Any, settings: Mapping[str, Any]) -> dict[str, Any]
     observable = context.observable
     if observable.entity_type != "Url" or not settings["virustotal.url_upload_unseen"]:
         return None
-    context.client.check_upload()
+    context.client.check("submission")
     subject = subject_of(observable)
     context.log.info("%s is unknown to VirusTotal: submitting it for analysis", subject)
     answer = context.client.post("/urls", data={"url": observable.value}, subject=subject)

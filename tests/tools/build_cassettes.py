@@ -8,7 +8,10 @@ Run from the repository root: ``python tests/tools/build_cassettes.py``.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
+from typing import Any, Callable
 
 import yaml
 
@@ -26,8 +29,16 @@ API = "https://www.virustotal.com/api/v3"
 STATUS_TEXT = {200: "OK", 404: "Not Found", 401: "Unauthorized"}
 
 
-def interaction(method: str, path: str, sample: str, status: int = 200) -> dict:
+def interaction(
+    method: str, path: str, sample: str, status: int = 200, edit: Callable[[dict], Any] | None = None
+) -> dict:
+    """One recorded exchange; ``edit`` (CONSTRUCTED) changes the real body where a test pairs it
+    with another request, so the answer is about what was asked (the client refuses anything else)."""
     body = (SAMPLES / sample).read_text(encoding="utf-8")
+    if edit is not None:
+        doc = json.loads(body)
+        edit(doc)
+        body = json.dumps(doc, indent=4, ensure_ascii=False)
     return {
         "request": {
             "body": None,
@@ -58,6 +69,27 @@ EXAMPLE_URL_ID = "aHR0cDovL2V4YW1wbGUuY29tLw"  # http://example.com/
 # request path is ours, the answer VirusTotal's.
 QUOTES_URL_ID = "aHR0cDovL2V4YW1wbGUuY29tL2l0J3M_cT0neCc"  # http://example.com/it's?q='x'
 TRICKY_URL_ID = "aHR0cDovL2V4YW1wbGUuY29tL2l0J3MvYVxwYXRoL2NhZsOpP3E9J3gn"  # http://example.com/it's/a\path/café?q='x'
+
+
+def about_url(url: str) -> Callable[[dict], None]:
+    """CONSTRUCTED: the real report of another URL, made the report of ``url`` (its url and its id,
+    the SHA-256 of the URL as VirusTotal gives it)."""
+
+    def edit(doc: dict) -> None:
+        doc["data"]["attributes"]["url"] = url
+        doc["data"]["id"] = hashlib.sha256(url.encode()).hexdigest()
+
+    return edit
+
+
+def with_id(ident: str) -> Callable[[dict], None]:
+    """CONSTRUCTED: the real object under the id the request asked for."""
+
+    def edit(doc: dict) -> None:
+        doc["data"]["id"] = ident
+
+    return edit
+
 WITH_SERVING_IP = "?relationships=last_serving_ip_address"
 # VirusTotal answers POST /urls with an analysis descriptor; the real one we hold is the same
 # shape from POST /urls/{id}/analyse. The form body takes part in matching.
@@ -133,13 +165,16 @@ CASSETTES_BY_TEST = {
         interaction("GET", f"/urls/{EXAMPLE_URL_ID}{WITH_SERVING_IP}", "url_clean_example.com_2a1b4024.json"),
     ],
     "test_url_plugin/test_urls_with_quotes_backslash_and_unicode": [
-        interaction("GET", f"/urls/{QUOTES_URL_ID}{WITH_SERVING_IP}", "url_malicious_7d83e9f6.json"),
-        interaction("GET", f"/urls/{TRICKY_URL_ID}{WITH_SERVING_IP}", "url_malicious_7d83e9f6.json"),
+        interaction("GET", f"/urls/{QUOTES_URL_ID}{WITH_SERVING_IP}", "url_malicious_7d83e9f6.json",
+                    edit=about_url("http://example.com/it's?q='x'")),
+        interaction("GET", f"/urls/{TRICKY_URL_ID}{WITH_SERVING_IP}", "url_malicious_7d83e9f6.json",
+                    edit=about_url("http://example.com/it's/a\\path/café?q='x'")),
     ],
     "test_url_plugin/test_unseen_url_is_submitted_and_analysed": [
         interaction("GET", f"/urls/{EXAMPLE_URL_ID}{WITH_SERVING_IP}", "error_404_NotFoundError_file.json", 404),
         SUBMIT_EXAMPLE_URL,
-        interaction("GET", f"/analyses/{EXAMPLE_ANALYSIS_ID}", "analysis_url_completed_u-2a1b4024.json"),
+        interaction("GET", f"/analyses/{EXAMPLE_ANALYSIS_ID}", "analysis_url_completed_u-2a1b4024.json",
+                    edit=with_id(EXAMPLE_ANALYSIS_ID)),
         interaction("GET", f"/urls/{EXAMPLE_URL_ID}{WITH_SERVING_IP}", "url_clean_example.com_2a1b4024.json"),
     ],
     "test_url_plugin/test_unseen_amber_url_is_not_submitted": [

@@ -3,24 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import codecs
 import contextlib
 import json
 import logging
+import os
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator
+from typing import IO, Any, BinaryIO, Callable, Iterator
 
 from vtframework.cli.common import EXIT_FAILED, EXIT_OK, UsageError
 from vtframework.context import EnrichmentResult
-from vtframework.errors import InputError
+from vtframework.errors import ConfigError, InputError, clean_text
 from vtframework.host.app import App, with_paid_features
 from vtframework.host.services import open_app_state, open_client
-from vtframework.pipeline.enrich import Pipeline, bundle
+from vtframework.pipeline.enrich import Pipeline, bundle, failure_message
 from vtframework.policy.tlp import normalize_tlp
+from vtframework.records import Observable
 from vtframework.stix.ids import settle_file_id
-from vtframework.stix.observables import from_value
+from vtframework.stix.observables import entity_type_name, from_value
+
+log = logging.getLogger("vtframework.cli")
+
+#: Longest input line read, in bytes; a longer one is a named failure and costs no memory.
+MAX_LINE = 4096
 
 #: Real VirusTotal answers shipped with vtframework for `enrich --replay`.
 REPLAY_DIR = Path(__file__).resolve().parent.parent / "replay"
@@ -66,20 +74,59 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def read_values(args: argparse.Namespace) -> list[str]:
+def read_inputs(args: argparse.Namespace) -> tuple[list[str], list[EnrichmentResult]]:
+    """The values to enrich (each once), and a named failure for each input line that cannot be read."""
     values = list(args.values)
+    failures: list[EnrichmentResult] = []
     if args.input:
         try:
-            handle: IO[str] = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8")
+            handle: BinaryIO = sys.stdin.buffer if args.input == "-" else open(args.input, "rb")
         except OSError as exc:
             raise UsageError(f"cannot read --input {args.input}: {exc.strerror}") from None
-        with handle if handle is not sys.stdin else contextlib.nullcontext(handle):
-            values += [line.strip() for line in handle if line.strip() and not line.lstrip().startswith("#")]
-    if not values and args.replay:
+        with handle if args.input != "-" else contextlib.nullcontext(handle):
+            for number, value, problem in input_lines(handle, "stdin" if args.input == "-" else args.input):
+                if problem:
+                    failures.append(_input_failure(f"line {number}", None, InputError(problem)))
+                elif value and not value.startswith("#"):
+                    values.append(value)
+    if not values and not failures and args.replay:
         values = list(REPLAY_VALUES)
-    if not values:
+    if not values and not failures:
         raise UsageError("enrich: give at least one VALUE or --input FILE")
-    return list(dict.fromkeys(values))
+    return list(dict.fromkeys(values)), failures
+
+
+def input_lines(handle: BinaryIO, name: str) -> Iterator[tuple[int, str, str | None]]:
+    """``(line number, value, problem)`` for each line of an input file, read as UTF-8 line by line.
+
+    A UTF-8 byte order mark is dropped; a line that is not UTF-8 (Latin-1, a
+    binary blob) or longer than :data:`MAX_LINE` bytes comes with the problem,
+    in words, and the lines after it are read as usual.
+    """
+    number = 0
+    while True:
+        raw = handle.readline(MAX_LINE + 1)
+        if not raw:
+            return
+        number += 1
+        if number == 1 and raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            raise UsageError(f"--input {name} is UTF-16 text: save it as UTF-8 (one value per line)")
+        if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
+            while (more := handle.readline(1 << 16)) and not more.endswith(b"\n"):
+                pass
+            yield number, "", f"{name} line {number} is longer than {MAX_LINE} bytes: skipped"
+            continue
+        if number == 1 and raw.startswith(codecs.BOM_UTF8):
+            raw = raw[len(codecs.BOM_UTF8):]
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield number, "", (
+                f"{name} line {number} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
+                "save the file as UTF-8"
+            )
+            continue
+        yield number, text.strip(), None
 
 
 @contextlib.contextmanager
@@ -134,27 +181,27 @@ def summary_table(results: list[EnrichmentResult]) -> str:
     rows = [header]
     for result in results:
         summary = result.summary
-        value = result.observable.value
-        value = value if len(value) <= 64 else value[:61] + "..."
+        # Values come from the user's file, messages partly from VirusTotal: neither may drive the terminal.
+        value = clean_text(result.observable.value, 64)
         detections = f"{summary['malicious']}/{summary['total']}" if "malicious" in summary else "-"
         score = str(summary.get("score", "-")) if result.ok else "-"
         hit = "yes" if result.cache_hits and not result.requests else "no"
-        rows.append((value, result.observable.entity_type, detections, score,
+        rows.append((value, clean_text(result.observable.entity_type, 20), detections, clean_text(score, 10),
                      str(len(result.objects)), str(result.requests), hit, _outcome(result)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
     load_failures: dict[str, None] = {}
     for result in results:
         if not result.ok:
-            lines.append(f"failed: {result.message}")
+            lines.append(f"failed: {clean_text(result.message, 1000)}")
         for warning in result.warnings:
-            lines.append(f"warning: {result.observable.value}: {warning}")
+            lines.append(f"warning: {clean_text(result.observable.value, 80)}: {clean_text(warning, 1000)}")
         for failure in result.plugin_errors:
             if failure.hook is None:  # the same for every value: said once, below
                 load_failures[str(failure)] = None
             elif result.ok:
-                lines.append(f"plugin error: {result.observable.value}: {failure}")
-    lines += [f"plugin error: {failure}" for failure in load_failures]
+                lines.append(f"plugin error: {clean_text(result.observable.value, 80)}: {clean_text(failure, 1000)}")
+    lines += [f"plugin error: {clean_text(failure, 1000)}" for failure in load_failures]
     return "\n".join(lines)
 
 
@@ -178,12 +225,19 @@ def run(args: argparse.Namespace, app_factory: Callable[..., App]) -> int:
         tlp = normalize_tlp(args.tlp)
     except ValueError:
         raise UsageError(f"enrich: --tlp {args.tlp!r} is not a TLP (CLEAR, GREEN, AMBER, AMBER+STRICT, RED)") from None
-    values = read_values(args)
+    if args.type:
+        try:
+            args.type = entity_type_name(args.type)
+        except InputError as exc:
+            raise UsageError(f"enrich: --type: {exc}") from None
+    if args.output:
+        _check_output(args.output)
+    values, unreadable = read_inputs(args)
     app = app_factory("virustotal")
     if args.replay:  # recorded answers cost no quota: show the features that spend it too
         app = with_paid_features(app)
     with _quiet_pipeline(not getattr(args, "verbose", 0)):
-        return _enrich_all(args, app, values, tlp)
+        return _enrich_all(args, app, values, unreadable, tlp)
 
 
 @contextlib.contextmanager
@@ -199,7 +253,9 @@ def _quiet_pipeline(quiet: bool) -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _enrich_all(args: argparse.Namespace, app: App, values: list[str], tlp: str) -> int:
+def _enrich_all(
+    args: argparse.Namespace, app: App, values: list[str], unreadable: list[EnrichmentResult], tlp: str
+) -> int:
     results: list[EnrichmentResult | None] = [None] * len(values)
     observables: dict[int, Any] = {}
     for index, value in enumerate(values):
@@ -215,36 +271,84 @@ def _enrich_all(args: argparse.Namespace, app: App, values: list[str], tlp: str)
         pipeline = Pipeline(app, client, strict=args.strict)
 
         def work(index: int) -> None:
-            results[index] = result = pipeline.enrich(observables[index])
-            if result.ok and result.observable.entity_type == "StixFile":
-                result.objects = settle_file_id(result.objects, result.observable.id)
+            try:
+                results[index] = result = pipeline.enrich(observables[index])
+            except Exception as exc:  # the pipeline reports failures itself; this is the last guard
+                results[index] = EnrichmentResult(observables[index], False, failure_message(observables[index], exc))
+            else:
+                if result.ok and result.observable.entity_type == "StixFile":
+                    result.objects = settle_file_id(result.objects, result.observable.id)
             progress.step()
 
         with ThreadPoolExecutor(max_workers=args.workers) as pool:
             list(pool.map(work, sorted(observables)))
-    finished = [result for result in results if result is not None]
+        if client.key_rejected is not None:
+            # Nothing more can succeed with this key: say so once, not once per value.
+            raise ConfigError(str(client.key_rejected))
+    finished = [*unreadable, *(result for result in results if result is not None)]
     objects = [obj for result in finished if result.ok for obj in result.objects]
-    _write_bundle(bundle(objects), args.output)
+    try:
+        _write_bundle(bundle(objects), args.output)
+    except OSError as exc:
+        sys.stderr.write(summary_table(finished) + "\n")
+        sys.stderr.write(
+            f"vtframework: cannot write the bundle to {args.output} ({exc.strerror or exc}); "
+            "any previous file there is unchanged\n"
+        )
+        return EXIT_FAILED
     sys.stderr.write(summary_table(finished) + "\n")
     return EXIT_OK if all(result.ok for result in finished) else EXIT_FAILED
 
 
 def _input_failure(value: str, entity_type: str | None, exc: InputError) -> EnrichmentResult:
-    from vtframework.records import Observable
-
     placeholder = Observable(entity_type=entity_type or "?", value=value, stix={})
     return EnrichmentResult(placeholder, False, str(exc))
 
 
+def _check_output(output: str) -> None:
+    """Refuse, before any request, an output the bundle could never be written to."""
+    target = Path(output)
+    parent = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise UsageError(f"enrich: -o {output} is a directory; give a file name")
+    if not parent.is_dir():
+        raise UsageError(f"enrich: -o {output}: the directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"enrich: -o {output}: the directory {parent} is not writable")
+
+
 def _write_bundle(content: dict[str, Any], output: str | None) -> None:
-    text = json.dumps(content, indent=2, sort_keys=False) + "\n"
+    text = json.dumps(content, indent=2, sort_keys=False, allow_nan=False) + "\n"
     if output:
-        try:
-            Path(output).write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"cannot write {output}: {exc.strerror}") from None
+        write_atomically(Path(output), text.encode("utf-8"))
     else:
         sys.stdout.write(text)
+
+
+def write_atomically(target: Path, data: bytes) -> None:
+    """Write ``data`` to ``target`` through a temporary file and a rename.
+
+    A full disk or a crash leaves the previous file whole: ``target`` is
+    either the old content or the new one, never half of it.
+    """
+    try:
+        mode = target.stat().st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    handle = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp", delete=False)
+    try:
+        with handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(handle.name, mode)
+        os.replace(handle.name, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(handle.name)
+        raise
 
 
 COMMAND = ("enrich", "enrich values and write one STIX 2.1 bundle", configure, run)

@@ -12,13 +12,14 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from vtframework.cli.common import EXIT_OK, EXIT_USAGE, UsageError
-from vtframework.errors import ConfigError, PluginError
+from vtframework.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
+from vtframework.errors import AuthenticationError, ConfigError, PluginError, VTFrameworkError, clean_text
 from vtframework.host.app import App, build_app
 from vtframework.host.config import load_settings
 from vtframework.host.dotenv import load_dotenv_file
 from vtframework.host.plugins import build_host
 from vtframework.host.presets import PRESETS, get_preset
+from vtframework.vt.redaction import redact
 
 
 class _Parser(argparse.ArgumentParser):
@@ -100,6 +101,8 @@ def _sample_lines(entry: Any) -> list[str]:
 
     key = entry.key
     default = "" if key.secret or entry.value is None else entry.value
+    if isinstance(default, str) and "://" in default:
+        default = entry.shown  # never a password of a URL
     shown = json.dumps(default) if not isinstance(default, bool) else ("true" if default else "false")
     prefix = "  " if key.required else "  # "
     return [f"  # {key.description} ({key.env_name})", f"{prefix}{key.path.split('.', 1)[1]}: {shown}"]
@@ -176,8 +179,9 @@ def main(argv: Sequence[str] | None = None, app_factory: Callable[..., App] = bu
             return CORE[args.command][2](args, app_factory)
         command = next(c for c in plugin_commands if c.name == args.command)
         return command.run(args, app_factory)
-    except (ConfigError, PluginError, UsageError) as exc:
-        sys.stderr.write(f"vtframework: {exc}\n")
+    except (ConfigError, PluginError, UsageError, AuthenticationError) as exc:
+        # A rejected key is configuration too: nothing can work until it is fixed.
+        sys.stderr.write(f"vtframework: {_one_line(exc)}\n")
         return EXIT_USAGE
     except KeyboardInterrupt:
         sys.stderr.write("vtframework: interrupted\n")
@@ -185,6 +189,19 @@ def main(argv: Sequence[str] | None = None, app_factory: Callable[..., App] = bu
     except BrokenPipeError:  # output piped into head & co
         sys.stderr.close()
         return EXIT_OK
+    except VTFrameworkError as exc:
+        sys.stderr.write(f"vtframework: {_one_line(exc)}\n")
+        return EXIT_FAILED
+    except Exception as exc:  # never a traceback (it may carry data): one line, the details at -v -v
+        logging.getLogger("vtframework").debug("unexpected error", exc_info=True)
+        sys.stderr.write(
+            f"vtframework: unexpected {type(exc).__name__}: {_one_line(exc)} (run with -v -v for details)\n"
+        )
+        return EXIT_FAILED
+
+
+def _one_line(exc: BaseException) -> str:
+    return redact(clean_text(exc, 2000))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,6 +12,9 @@ from vtframework.host.config import Settings, find_config_file, load_settings, r
 from vtframework.host.core_keys import CORE_KEYS
 from vtframework.host.plugins import PluginHost, build_host
 from vtframework.host.presets import Preset, get_preset
+from vtframework.state.base import secret_of_url
+from vtframework.vt.redaction import install as install_redaction
+from vtframework.vt.redaction import register_secret
 
 
 @dataclass
@@ -80,6 +83,7 @@ def build_app(
         preset_defaults=dict(chosen.defaults) if chosen else None,
     )
     settings.config_file = config_file
+    _protect_secrets(settings)
     return App(host=host, settings=settings, preset=chosen, env=env)
 
 
@@ -95,3 +99,13 @@ def with_paid_features(app: App, source: str = "replay") -> App:
         if entry.key.costs_requests and entry.key.type == "bool" and entry.source in ("default", "preset")
     }
     return dataclasses.replace(app, settings=app.settings.overridden(switches, source))
+
+
+def _protect_secrets(settings: Settings) -> None:
+    """No secret of these settings (keys, tokens, passwords in URLs) may appear in any log record."""
+    install_redaction()
+    for entry in settings.entries():
+        if entry.key.secret and isinstance(entry.value, str):
+            register_secret(entry.value)
+        elif isinstance(entry.value, str) and "://" in entry.value:
+            register_secret(secret_of_url(entry.value))

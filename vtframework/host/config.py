@@ -27,6 +27,7 @@ from dynaconf import Dynaconf
 from vtframework.errors import ConfigError
 from vtframework.policy.tlp import TLP_ORDER, normalize_tlp
 from vtframework.records import ConfigKey
+from vtframework.state.base import redact_url
 
 REDACTED = "****"
 
@@ -146,7 +147,9 @@ class Value:
             return ""
         if isinstance(self.value, bool):
             return "true" if self.value else "false"
-        return str(self.value)
+        text = str(self.value)
+        # A URL with credentials (VTF_REDIS_URL, a proxy) shows its user, never its password.
+        return redact_url(text) if "://" in text else text
 
 
 class Settings(Mapping[str, Any]):

@@ -84,16 +84,48 @@ CORE_KEYS: tuple[ConfigKey, ...] = (
         "TLP:GREEN",
         "Most restrictive TLP an Artifact or URL may carry to be uploaded (shared with the VirusTotal community).",
     ),
+    ConfigKey(
+        "virustotal.marking_map",
+        "list",
+        [],
+        "Markings vtframework cannot place on the TLP or PAP scale (a custom TLP, a statement, an unknown id), "
+        "mapped to a level: NAME_OR_ID=LEVEL, comma-separated, e.g. TLP:EXTERNAL=TLP:AMBER; an unmapped one "
+        "counts as the most restrictive and nothing about its observable is sent to VirusTotal.",
+    ),
     ConfigKey("virustotal.requests_per_minute", "int", 4, "Requests per minute the key allows.", minimum=1),
     ConfigKey("virustotal.requests_per_day", "int", 500, "Requests per day the key allows.", minimum=1),
     ConfigKey(
         "virustotal.detect_quota",
         "bool",
         True,
-        "Read the key's real quotas from VirusTotal at start and use them.",
+        "Read the key's real quotas from VirusTotal (before the first request) and use them.",
     ),
     ConfigKey("virustotal.connect_timeout", "float", 10.0, "Seconds to wait for a connection.", minimum=0.1),
     ConfigKey("virustotal.read_timeout", "float", 60.0, "Seconds to wait for an answer.", minimum=0.1),
+    ConfigKey(
+        "virustotal.request_deadline",
+        "float",
+        120.0,
+        "Seconds one answer may take in all (connection, headers and body), however slowly it trickles in.",
+        minimum=0.1,
+    ),
+    ConfigKey(
+        "virustotal.download_deadline", "float", 1800.0, "Seconds one sample download may take in all.", minimum=0.1
+    ),
+    ConfigKey(
+        "virustotal.max_answer_size",
+        "int",
+        64 << 20,
+        "Largest VirusTotal answer accepted, in bytes, before and after decompression.",
+        minimum=1024,
+    ),
+    ConfigKey(
+        "virustotal.max_related_objects",
+        "int",
+        1000,
+        "Most STIX objects one enrichment adds (resolutions, YARA rules...); the rest is left out with a warning.",
+        minimum=1,
+    ),
     ConfigKey("virustotal.max_retries", "int", 5, "Retries of a failed request (5xx, 429, timeouts).", minimum=0),
     ConfigKey(
         "virustotal.max_quota_wait",

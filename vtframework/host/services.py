@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from vtframework import __name__ as _package
+from vtframework.errors import ConfigError
 from vtframework.host.app import App
+from vtframework.policy.egress import EgressPolicy
 from vtframework.state import StateStore, open_state
 from vtframework.vt.client import ClientConfig, VTClient
 
@@ -17,8 +19,16 @@ log = logging.getLogger("vtframework")
 def open_app_state(app: App, state_dir: str | Path | None = None) -> StateStore:
     """The embedded SQLite state under ``VTF_STATE_DIR``, or Redis when ``VTF_REDIS_URL`` is set."""
     directory = Path(state_dir or app.settings["vtf.state_dir"])
-    directory.mkdir(parents=True, exist_ok=True)
     return open_state(str(directory), app.settings["vtf.redis_url"])
+
+
+def egress_policy(app: App) -> EgressPolicy:
+    """The egress policy of the settings; an invalid ``VIRUSTOTAL_MARKING_MAP`` stops start-up."""
+    try:
+        return EgressPolicy.from_settings(app.settings)
+    except ValueError as exc:
+        raise ConfigError(f"invalid VIRUSTOTAL_MARKING_MAP (virustotal.marking_map): {exc}",
+                          key="virustotal.marking_map") from None
 
 
 def client_config(app: App, **overrides: Any) -> ClientConfig:
@@ -28,6 +38,9 @@ def client_config(app: App, **overrides: Any) -> ClientConfig:
         base_url=settings["virustotal.base_url"],
         connect_timeout=settings["virustotal.connect_timeout"],
         read_timeout=settings["virustotal.read_timeout"],
+        request_deadline=settings["virustotal.request_deadline"],
+        download_deadline=settings["virustotal.download_deadline"],
+        max_answer_bytes=settings["virustotal.max_answer_size"],
         max_retries=settings["virustotal.max_retries"],
         max_quota_wait=settings["virustotal.max_quota_wait"],
         requests_per_minute=settings["virustotal.requests_per_minute"],
@@ -37,13 +50,29 @@ def client_config(app: App, **overrides: Any) -> ClientConfig:
         detect_quota=settings["virustotal.detect_quota"],
         tool=f"{_package} {settings['connector.id'] or ''}".strip(),
         key_setting=app.api_key_env,
+        egress=egress_policy(app),
+        # Every request about an observable must be made inside its scope: no way around the policy.
+        require_scope=True,
     )
     values.update(overrides)
     return ClientConfig(**values)
 
 
-def open_client(app: App, state: StateStore, **overrides: Any) -> VTClient:
-    """A started client: the key's real quota is read when ``VIRUSTOTAL_DETECT_QUOTA`` is on."""
+def open_client(app: App, state: StateStore, *, lazy: bool = True, **overrides: Any) -> VTClient:
+    """A client ready for use.
+
+    The key's real quota (``VIRUSTOTAL_DETECT_QUOTA``) is read just before
+    the first request that reaches VirusTotal, so a run the cache answers
+    makes none; ``lazy=False`` reads it now, which also proves the key is
+    accepted (:class:`~vtframework.errors.AuthenticationError` otherwise).
+    """
     client = VTClient(client_config(app, **overrides), state, logger=logging.getLogger("vtframework.client"))
-    client.start()
+    if lazy:
+        client.start_lazily()
+    else:
+        try:
+            client.start(fresh=True)
+        except BaseException:
+            client.close()
+            raise
     return client

@@ -46,7 +46,8 @@ def start_helper(app: App, config: dict[str, Any] | None = None, **kwargs: Any) 
 
     The platform's version is compared with the installed pycti's first: a
     mismatch is one warning line saying what to install (or a refusal with
-    ``VTF_STRICT_VERSION``), before pycti fails in its own words.
+    ``VTF_STRICT_VERSION``), before pycti fails in its own words. Then the
+    :func:`preflight` checks: nothing registers with a key VirusTotal rejects.
 
     :param config: pycti's configuration when the runtime adjusts :func:`helper_config`'s.
     """
@@ -58,10 +59,26 @@ def start_helper(app: App, config: dict[str, Any] | None = None, **kwargs: Any) 
     enforce(versions, settings["vtf.strict_version"])
     if not versions.matches:
         logging.getLogger("vtframework.opencti").warning("%s", versions.line())
+    preflight(app)
     from pycti import OpenCTIConnectorHelper
 
     with _reporting_build(app):
         return OpenCTIConnectorHelper(config or helper_config(app), **kwargs)
+
+
+def preflight(app: App) -> None:
+    """Before registering with OpenCTI: the state opens and, with quota detection on, VirusTotal accepts the key.
+
+    Either failure stops the connector with one line naming what to fix
+    (exit code 2), instead of a connector that fails every message.
+    """
+    from vtframework.host.services import open_app_state, open_client
+
+    state = open_app_state(app)
+    try:
+        open_client(app, state, lazy=False).close()
+    finally:
+        state.close()
 
 
 @contextlib.contextmanager

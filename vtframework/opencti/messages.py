@@ -21,6 +21,11 @@ def _marking_ids(entity: Mapping[str, Any], stix_entity: Mapping[str, Any]) -> l
     return list(dict.fromkeys(ids))
 
 
+def _marking_details(entity: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
+    """What OpenCTI says about each marking (definition type and value): the egress policy reads them."""
+    return tuple(m for m in entity.get("objectMarking") or [] if isinstance(m, Mapping))
+
+
 def entity_tlp(entity: Mapping[str, Any], stix_entity: Mapping[str, Any]) -> str:
     """The MOST restrictive TLP of an entity, from every marking we are told about."""
     return most_restrictive_tlp([*(entity.get("objectMarking") or []), *_marking_ids(entity, stix_entity)])
@@ -59,6 +64,7 @@ def observable_from_message(
         markings=tuple(_marking_ids(entity, stix_entity)),
         tlp=entity_tlp(entity, stix_entity),
         files=tuple(files),
+        marking_details=_marking_details(entity),
     )
 
 
@@ -72,7 +78,7 @@ def indicator_observables(entity: Mapping[str, Any], stix_entity: Mapping[str, A
     found = []
     for entity_type, value in observables_in_pattern(str(pattern)):
         try:
-            found.append(observable_for(entity_type, value, markings, tlp))
+            found.append(observable_for(entity_type, value, markings, tlp, _marking_details(entity)))
         except InputError as exc:
             log.warning("indicator %s: %s", stix_entity.get("id"), exc)
     return found

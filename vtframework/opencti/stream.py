@@ -13,6 +13,7 @@ from vtframework.host.app import App
 from vtframework.host.services import open_app_state, open_client
 from vtframework.opencti.helper import FATAL, TRANSIENT, failure_reason, start_helper
 from vtframework.opencti.metrics import Metrics
+from vtframework.policy.egress import Marked
 from vtframework.records import StreamEvent
 
 STREAM_EVENT_TYPES = ("create", "update", "delete", "merge")
@@ -33,6 +34,11 @@ def parse_event(event_type: str, event_id: str, data: str | bytes) -> StreamEven
         context=payload.get("context") if isinstance(payload.get("context"), dict) else {},
         message=str(payload.get("message") or ""),
     )
+
+
+def _marked(event: StreamEvent) -> Marked:
+    refs = event.data.get("object_marking_refs")
+    return Marked.of(f"{event.data.get('type')} {event.data.get('id')}", refs if isinstance(refs, list) else [])
 
 
 class StreamConnector:
@@ -89,9 +95,11 @@ class StreamConnector:
     def _handle(self, event: Any, pauses: tuple[float, ...]) -> bool:
         """True when the event is done with (handled, or failed for good)."""
         for pause in (*pauses, None):
-            results, failures = self.app.host.call_each(
-                "vtf_stream_event", event=event, context=self.context, settings=self.app.settings
-            )
+            # Whatever a plugin asks VirusTotal while handling the event is checked against the object's markings.
+            with self.client.scope(_marked(event)):
+                results, failures = self.app.host.call_each(
+                    "vtf_stream_event", event=event, context=self.context, settings=self.app.settings
+                )
             for plugin, message in results:
                 self.helper.connector_logger.info(str(message), {"plugin": plugin, "event_id": event.id})
             for failure in failures:

@@ -8,6 +8,7 @@ goes into a Markdown table is escaped so a value cannot break the note.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 from vtframework.context import STIX_EXT_OCTI, STIX_EXT_OCTI_SCO
@@ -26,6 +27,11 @@ NA = "N/A"
 #: How indicator descriptions name each plugin kind.
 KIND_LABELS = {"file": "file", "ip": "IP address", "domain": "domain", "url": "URL"}
 
+#: A count above this is not VirusTotal's (it has fewer than 200 engines; no other counter comes near).
+MAX_COUNT = 10**9
+#: Related objects one enrichment adds when the setting is not declared (see VIRUSTOTAL_MAX_RELATED_OBJECTS).
+DEFAULT_MAX_RELATED = 1000
+
 
 # -- reading VirusTotal objects ----------------------------------------------
 def attributes(report: Mapping[str, Any]) -> dict[str, Any]:
@@ -34,46 +40,107 @@ def attributes(report: Mapping[str, Any]) -> dict[str, Any]:
     return dict(attrs) if isinstance(attrs, Mapping) else {}
 
 
+def count(value: Any, maximum: int = MAX_COUNT) -> int | None:
+    """A count from VirusTotal, or None when it is not one.
+
+    Numbers from VirusTotal are not trusted: negative, NaN, infinite,
+    fractional or absurdly large values (and booleans, strings) are missing
+    data, never a number to show or compute with.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float) and (not math.isfinite(value) or not value.is_integer()):
+        return None
+    if not 0 <= value <= maximum:
+        return None
+    return int(value)
+
+
 def as_int(value: Any) -> int:
-    """VirusTotal counters as ints; null, missing or junk count as 0."""
-    if isinstance(value, bool):
-        return int(value)
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return 0
+    """VirusTotal counters as ints; null, missing or junk (see :func:`count`) count as 0."""
+    found = count(value)
+    if found is None and isinstance(value, str) and value.strip().isdigit():
+        found = count(int(value.strip()))
+    return found or 0
+
+
+def valid_score(value: Any) -> int | None:
+    """A score as OpenCTI holds it: a whole number from 0 to 100, or None."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return round(value) if 0 <= value <= 100 else None
+
+
+STAT_KEYS = ("malicious", "suspicious", "undetected", "harmless", "timeout",
+             "confirmed-timeout", "failure", "type-unsupported")
 
 
 def stats(attrs: Mapping[str, Any]) -> dict[str, int]:
-    """``last_analysis_stats`` with every counter present (0 when missing)."""
+    """``last_analysis_stats`` with every counter present (0 when missing or not a count)."""
     raw = attrs.get("last_analysis_stats")
     raw = raw if isinstance(raw, Mapping) else {}
-    keys = ("malicious", "suspicious", "undetected", "harmless", "timeout",
-            "confirmed-timeout", "failure", "type-unsupported")
-    return {key: as_int(raw.get(key)) for key in keys}
+    return {key: as_int(raw.get(key)) for key in STAT_KEYS}
 
 
 def has_stats(attrs: Mapping[str, Any]) -> bool:
-    return isinstance(attrs.get("last_analysis_stats"), Mapping) and bool(attrs["last_analysis_stats"])
+    """Are there detection statistics to show? Not when the malicious count is missing or not a count."""
+    raw = attrs.get("last_analysis_stats")
+    return isinstance(raw, Mapping) and bool(raw) and count(raw.get("malicious")) is not None
+
+
+def engine_total(attrs: Mapping[str, Any]) -> int:
+    """How many engines gave a verdict: the results listed, else the sum of the statistics."""
+    results = attrs.get("last_analysis_results")
+    listed = len(results) if isinstance(results, Mapping) else 0
+    return listed or sum(stats(attrs).values())
+
+
+def detection_summary(attrs: Mapping[str, Any]) -> dict[str, int]:
+    """``{"malicious": m, "total": n}`` for the summary table, or ``{}`` without usable statistics."""
+    if not has_stats(attrs):
+        return {}
+    return {"malicious": stats(attrs)["malicious"], "total": engine_total(attrs)}
 
 
 def vt_score(attrs: Mapping[str, Any]) -> int | None:
     """The VirusTotal score of an object, 0-100, or ``None`` when there is none.
 
-    Google Threat Intelligence's ``threat_score`` wins when the key has it;
-    otherwise malicious / (malicious + harmless + undetected) x 100, rounded.
+    Google Threat Intelligence's ``threat_score`` wins when the key has it (and
+    is a number from 0 to 100); otherwise malicious / (malicious + harmless +
+    undetected) x 100, rounded, when the malicious count is a count.
     """
     gti = attrs.get("gti_assessment")
     if isinstance(gti, Mapping):
         threat = gti.get("threat_score")
-        value = threat.get("value") if isinstance(threat, Mapping) else None
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return max(0, min(100, round(value)))
+        value = valid_score(threat.get("value") if isinstance(threat, Mapping) else None)
+        if value is not None:
+            return value
+    if not has_stats(attrs):
+        return None
     counts = stats(attrs)
     total = counts["malicious"] + counts["harmless"] + counts["undetected"]
     if total == 0:
         return None
     return round(counts["malicious"] / total * 100)
+
+
+def bounded(context: "EnrichmentContext", items: Any, what: str) -> list[Any]:
+    """The first ``VIRUSTOTAL_MAX_RELATED_OBJECTS`` entries of a list from VirusTotal ([] when not a list).
+
+    A domain with 50,000 DNS records costs the time of 1,000, and the result
+    says what was left out.
+    """
+    if not isinstance(items, list):
+        return []
+    limit = context.settings.get("virustotal.max_related_objects") or DEFAULT_MAX_RELATED
+    if len(items) > limit:
+        context.warn(f"only the first {limit} of {len(items)} {what} used (VIRUSTOTAL_MAX_RELATED_OBJECTS={limit})")
+        return items[:limit]
+    return items
 
 
 def gui_link(report: Mapping[str, Any]) -> str | None:
@@ -171,11 +238,13 @@ def put_extension(stix: dict[str, Any], extension_id: str, key: str, value: Any,
 def existing_score(stix: Mapping[str, Any]) -> int | None:
     """The score the object carries, flat (pycti export) or in an extension."""
     if stix.get("x_opencti_score") is not None:
-        return as_int(stix["x_opencti_score"])
+        return valid_score(stix["x_opencti_score"])
+    extensions = stix.get("extensions")
     for extension in (STIX_EXT_OCTI, STIX_EXT_OCTI_SCO):
-        value = (stix.get("extensions") or {}).get(extension, {}).get("score")
+        ext = extensions.get(extension) if isinstance(extensions, Mapping) else None
+        value = ext.get("score") if isinstance(ext, Mapping) else None
         if value is not None:
-            return as_int(value)
+            return valid_score(value)
     return None
 
 
@@ -186,6 +255,7 @@ def apply_score(context: "EnrichmentContext", score: int | None) -> list[Any]:
     leaves a higher existing score in place (whatever its source, GTI included)
     and is recorded in a "VirusTotal Score" note instead.
     """
+    score = valid_score(score)
     if score is None:
         return []
     current = existing_score(context.target)
@@ -259,7 +329,7 @@ def results_note(context: "EnrichmentContext", attrs: Mapping[str, Any], extra: 
     if not has_stats(attrs):
         return []
     counts = stats(attrs)
-    total = len(attrs.get("last_analysis_results") or {}) or sum(counts.values())
+    total = engine_total(attrs)
     observable = context.observable
     content = (
         table(
@@ -315,11 +385,7 @@ def reputation_objects(
     attrs = attributes(report)
     observable = context.observable
     counts = stats(attrs)
-    if has_stats(attrs):
-        context.summary.update(
-            malicious=counts["malicious"],
-            total=len(attrs.get("last_analysis_results") or {}) or sum(counts.values()),
-        )
+    context.summary.update(detection_summary(attrs))
     score = vt_score(attrs)
     objects = apply_score(context, score)
     reference = add_external_reference(context, report, "VirusTotal Report")

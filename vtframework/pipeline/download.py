@@ -17,7 +17,6 @@ from typing import IO, Any, Iterable, Protocol
 
 from vtframework.errors import DigestMismatch, PluginError
 from vtframework.host.app import App
-from vtframework.policy.egress import check_lookup
 from vtframework.records import Observable, VTQuery
 from vtframework.stix.factory import AUTHOR_ID, StixFactory, to_dict
 from vtframework.stix.observables import lookup_hash
@@ -93,14 +92,16 @@ def fetch_sample(
     """
     name, value = lookup_hash(observable, "have its sample downloaded")
     subject = f"{observable.entity_type} {value}"
-    check_lookup(observable.tlp, app.settings, subject)
+    # The client checks the download against every marking of the observable; refused before any work.
+    bound = client.bound(observable)
+    bound.check("download")
     query = download_query(app, observable)
     handle = tempfile.NamedTemporaryFile(prefix="vtf-sample-", dir=directory, delete=False)
     path = Path(handle.name)
     try:
         with handle:
             writer = _HashingWriter(handle)
-            client.download(query.path, writer, subject=query.subject or subject, max_bytes=max_size)
+            bound.download(query.path, writer, subject=query.subject or subject, max_bytes=max_size)
         got = writer.hexdigest(name)
         if got != value.lower():
             raise DigestMismatch(

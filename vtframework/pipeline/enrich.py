@@ -9,18 +9,22 @@ reason: never a half-built bundle, never an empty success.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import uuid
 from typing import Any, Iterable, Mapping
 
 from vtframework.context import STIX_EXT_OCTI, EnrichmentContext, EnrichmentResult, subject_of
-from vtframework.errors import InputError, MalformedResponse, NotFoundError, PluginError, VTFrameworkError
+from vtframework.errors import InputError, MalformedResponse, NotFoundError, PluginError, VTFrameworkError, clean_text
 from vtframework.host.app import App
 from vtframework.pipeline import blocks
-from vtframework.policy.egress import EgressRefused, check_lookup, upload_allowed
 from vtframework.policy.markings import TLP_MARKING_BY_ID
 from vtframework.records import Observable, PluginFailure, ScoreReason, VTQuery
 from vtframework.stix.factory import StixFactory, author, to_dict
+from vtframework.vt.egress import BoundClient
+
+#: The client a plugin's hooks receive (``context.client``), by its earlier name.
+GuardedClient = BoundClient
 
 log = logging.getLogger("vtframework.pipeline")
 
@@ -64,9 +68,16 @@ class Pipeline:
         with usage:
             try:
                 context = self._context(observable, target)
-                objects = self._run(context, plugin_errors, report, with_owner)
-            except (VTFrameworkError, PluginError) as exc:
-                message = str(exc) + _plugin_errors_note(plugin_errors)
+                # Everything this thread asks VirusTotal from here on is about this observable.
+                with self.client.scope(observable):
+                    objects = self._run(context, plugin_errors, report, with_owner)
+                # A NaN or an object JSON cannot carry would break the whole bundle, not just this result.
+                json.dumps(objects, allow_nan=False)
+            except Exception as exc:  # one enrichment's failure, whatever it is, is that enrichment's failure
+                # The message says what a VirusTotal or input problem is; only a surprise needs its traceback.
+                log.debug("enrichment of %s failed", subject_of(observable),
+                          exc_info=not isinstance(exc, VTFrameworkError))
+                message = failure_message(observable, exc) + _plugin_errors_note(plugin_errors)
                 if isinstance(exc, PluginError):
                     plugin_errors.append(PluginFailure(exc.plugin, exc.hook, exc.reason))
                 return EnrichmentResult(
@@ -106,7 +117,16 @@ class Pipeline:
         it. If any observable fails, the whole enrichment fails with every
         reason (nothing is sent for a half-enriched Indicator).
         """
-        label = f"Indicator {indicator.get('name') or indicator.get('id')}"
+        label = f"Indicator {clean_text(indicator.get('name') or indicator.get('id'), 120)}"
+        try:
+            return self._enrich_indicator(label, indicator, observables)
+        except Exception as exc:
+            log.debug("enrichment of %s failed", label, exc_info=not isinstance(exc, VTFrameworkError))
+            return EnrichmentResult(_indicator_placeholder(indicator), False, f"{label}: {_describe_error(exc)}")
+
+    def _enrich_indicator(
+        self, label: str, indicator: Mapping[str, Any], observables: list[Observable]
+    ) -> EnrichmentResult:
         if not observables:
             return EnrichmentResult(
                 _indicator_placeholder(indicator), False,
@@ -147,7 +167,8 @@ class Pipeline:
             observable=observable,
             target=copy.deepcopy(dict(target if target is not None else observable.stix)),
             factory=factory,
-            client=GuardedClient(self.client, observable, self.app.settings),
+            # Plugins see the client bound to the observable: every request is checked against its markings.
+            client=self.client.bound(observable),
             settings=self.app.settings,
             log=log,
             via_indicator=target is not None,
@@ -167,7 +188,8 @@ class Pipeline:
             loaded = ", ".join(sorted(self.app.host.owners)) or "none"
             raise InputError(f"{subject}: no loaded plugin enriches {observable.entity_type} (enriched types: {loaded})")
         if report is None:
-            check_lookup(observable.tlp, self.app.settings, subject)
+            # Refused before the plugin is even asked (the client would refuse the request anyway).
+            context.client.check("lookup")
             query = self.app.host.call_plugin(owner, "vtf_vt_query", observable=observable, settings=self.app.settings)
             if not isinstance(query, VTQuery):
                 raise PluginError(
@@ -194,8 +216,9 @@ class Pipeline:
         plugin_errors.extend(failure.record() for failure in failures)
         for _plugin, result in extra:
             objects.extend(result)
+        created = cap_objects(context, [to_dict(obj) for obj in objects])
         markings = [TLP_MARKING_BY_ID[m] for m in observable.markings if m in TLP_MARKING_BY_ID]
-        return dedupe([to_dict(author()), *markings, context.target, *(to_dict(obj) for obj in objects)])
+        return dedupe([to_dict(author()), *markings, context.target, *created])
 
     def _score_reasons(self, context: EnrichmentContext, report: Mapping[str, Any]) -> list[ScoreReason]:
         """Every plugin's ``vtf_score_reasons``; a plugin that fails costs its reasons, with a warning."""
@@ -217,7 +240,7 @@ class Pipeline:
     def _lookup(self, owner: str, query: VTQuery, context: EnrichmentContext) -> dict[str, Any]:
         subject = query.subject or subject_of(context.observable)
         try:
-            return self.client.get(query.path, query.params or None, subject=subject)
+            return context.client.get(query.path, query.params or None, subject=subject)
         except NotFoundError as err:
             report = self.app.host.call_plugin(
                 owner, "vtf_report_not_found", observable=context.observable, context=context,
@@ -231,32 +254,55 @@ class Pipeline:
             return report
 
 
-class GuardedClient:
-    """The VirusTotal client as one enrichment's plugins see it.
+def cap_objects(context: EnrichmentContext, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """At most ``VIRUSTOTAL_MAX_RELATED_OBJECTS`` created objects, and no relationship left dangling.
 
-    Reads pass through. Anything that sends data to VirusTotal (a sample
-    upload, a URL submission) is refused unless the observable's TLP allows
-    sharing it with the VirusTotal community, whatever the plugin does.
+    A domain with 50,000 DNS records must not become a bundle of 100,000
+    objects: the first ones are kept, the rest is left out with a warning.
     """
+    limit = context.settings.get("virustotal.max_related_objects") or 1000
+    if len(objects) <= limit:
+        return objects
+    kept = objects[:limit]
+    dropped = {str(obj.get("id")) for obj in objects[limit:]}
+    kept = [obj for obj in kept if not (_refs_of(obj) & dropped)]
+    context.warn(
+        f"{len(objects) - len(kept)} of {len(objects)} related objects left out "
+        f"(VIRUSTOTAL_MAX_RELATED_OBJECTS={limit})"
+    )
+    return kept
 
-    def __init__(self, client: Any, observable: Observable, settings: Any) -> None:
-        self._client = client
-        self._observable = observable
-        self._settings = settings
 
-    def __getattr__(self, name: str) -> Any:
-        if name in ("post", "patch", "delete"):
-            self.check_upload()
-        return getattr(self._client, name)
+#: Properties by which an object points at another (a relationship, a sighting, a note).
+_REFS = ("source_ref", "target_ref", "sighting_of_ref", "where_sighted_refs", "object_refs")
 
-    def check_upload(self) -> None:
-        """Raise :class:`EgressRefused` when the observable may not be shared."""
-        tlp = self._observable.tlp
-        if not upload_allowed(tlp, self._settings):
-            raise EgressRefused(
-                f"{subject_of(self._observable)} is not known to VirusTotal and was not submitted: "
-                f"its {tlp} marking is above VIRUSTOTAL_UPLOAD_MAX_TLP={self._settings['virustotal.upload_max_tlp']}"
-            )
+
+def _refs_of(obj: Mapping[str, Any]) -> set[str]:
+    found: set[str] = set()
+    for name in _REFS:
+        value = obj.get(name)
+        found.update(str(v) for v in (value if isinstance(value, list) else [value]) if v)
+    return found
+
+
+def failure_message(observable: Observable, exc: BaseException) -> str:
+    """What the user reads when the enrichment of ``observable`` failed: it names the observable."""
+    text = _describe_error(exc)
+    subject = subject_of(observable)
+    value = observable.value[:40]
+    return text if (value and value in text) or subject in text else f"{subject}: {text}"
+
+
+def _describe_error(exc: BaseException) -> str:
+    if isinstance(exc, VTFrameworkError):
+        return clean_text(str(exc), 1000)
+    if isinstance(exc, MemoryError):
+        return "ran out of memory while enriching it (MemoryError)"
+    if isinstance(exc, RecursionError):
+        return "the data nests too deeply to be handled (RecursionError)"
+    if isinstance(exc, ValueError) and "JSON compliant" in str(exc):
+        return f"the enrichment produced a value JSON cannot carry ({clean_text(exc)})"
+    return f"unexpected {type(exc).__name__}: {clean_text(exc)}"
 
 
 def _indicator_placeholder(indicator: Mapping[str, Any]) -> Observable:

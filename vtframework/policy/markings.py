@@ -40,3 +40,30 @@ TLP_MARKINGS: dict[str, dict[str, Any]] = {
     "TLP:RED": _as_dict(stix2.TLP_RED),
 }
 TLP_MARKING_BY_ID = {marking["id"]: marking for marking in TLP_MARKINGS.values()}
+
+
+def _pap(name: str, ident: str) -> dict[str, Any]:
+    return {
+        "type": "marking-definition",
+        "spec_version": "2.1",
+        "id": ident,
+        "created": "2022-10-01T00:00:00.000Z",
+        "name": name,
+        "definition_type": "statement",
+        "definition": {"statement": name},
+        "x_opencti_definition_type": "PAP",
+        "x_opencti_definition": name,
+    }
+
+
+#: FIRST PAP 2.0 marking definitions as OpenCTI ships them, least to most restrictive. Their ids
+#: are OpenCTI's: uuid5 of the canonical {definition, definition_type} (pycti's MarkingDefinition.generate_id).
+PAP_MARKINGS: dict[str, dict[str, Any]] = {
+    "PAP:CLEAR": _pap("PAP:CLEAR", "marking-definition--4cdff7eb-acb8-543f-8573-829eb9fe8b34"),
+    "PAP:GREEN": _pap("PAP:GREEN", "marking-definition--89484dde-e3d2-547f-a6c6-d14824429eb1"),
+    "PAP:AMBER": _pap("PAP:AMBER", "marking-definition--a6f20d4d-0360-59b6-ba22-3b48707828b1"),
+    "PAP:RED": _pap("PAP:RED", "marking-definition--4e4e3b84-de45-53df-9d9b-b21207699fd8"),
+}
+#: PAP 1.0's WHITE, as older platforms still hold it.
+PAP_WHITE_ID = "marking-definition--acec93c6-8507-5244-80f9-adf8e4157040"
+PAP_MARKING_BY_ID = {marking["id"]: marking for marking in PAP_MARKINGS.values()}

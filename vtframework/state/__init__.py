@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import os
 
-from vtframework.errors import ConfigError
-from vtframework.state.base import DAY, StateStore, redact_url, seconds_until_utc_midnight
+from vtframework.state.base import DAY, StateError, StateStore, redact_url, seconds_until_utc_midnight
 from vtframework.state.sqlite import SQLiteState
 
 #: File name of the embedded state inside the state directory.
@@ -22,13 +21,18 @@ def open_state(state_dir: str, redis_url: str | None = None) -> StateStore:
         from vtframework.state.redis_store import RedisState  # only Redis users need the client
 
         return RedisState(redis_url)
+    if os.path.exists(state_dir) and not os.path.isdir(state_dir):
+        raise StateError(
+            f"the state directory {state_dir} is a file, not a directory; "
+            "set VTF_STATE_DIR to a directory (it is created when missing)"
+        )
     try:
         os.makedirs(state_dir, exist_ok=True)
     except OSError as exc:
-        raise ConfigError(
-            f"cannot create the state directory {state_dir!r} ({exc}); set VTF_STATE_DIR to a writable directory",
-            key="vtf.state_dir",
-        ) from exc
+        raise StateError(
+            f"cannot create the state directory {state_dir} ({exc.strerror or exc}); "
+            "set VTF_STATE_DIR to a writable directory"
+        ) from None
     return SQLiteState(os.path.join(state_dir, SQLITE_FILENAME))
 
 
@@ -42,6 +46,6 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "DAY", "SQLITE_FILENAME", "RedisState", "SQLiteState", "StateStore", "open_state", "redact_url",
+    "DAY", "SQLITE_FILENAME", "RedisState", "SQLiteState", "StateError", "StateStore", "open_state", "redact_url",
     "seconds_until_utc_midnight",
 ]

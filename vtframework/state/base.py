@@ -10,7 +10,17 @@ from abc import ABC, abstractmethod
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from vtframework.errors import ConfigError
+
 DAY = 86400.0
+
+
+class StateError(ConfigError):
+    """The state (SQLite file or Redis) cannot be opened, read or written; the message names it
+    and says what to do. At start it stops the command (exit code 2); later it fails the work at hand."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, key="vtf.state_dir")
 
 
 def seconds_until_utc_midnight(now: float) -> float:
@@ -60,12 +70,21 @@ class StateStore(ABC):
         """Release connections; the store must not be used afterwards."""
 
 
-
-
 def redact_url(url: str) -> str:
     """The URL without its password, fit for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+    except ValueError:  # an unparsable port: keep nothing between the scheme and the host
+        return url.split("://", 1)[0] + "://***"
+    netloc = f"{parts.username or ''}:***@{parts.netloc.rsplit('@', 1)[1]}"
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def secret_of_url(url: str) -> str | None:
+    """The password a URL carries (``redis://:pw@host``), or None."""
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None

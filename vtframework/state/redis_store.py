@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
-from typing import Any
+from typing import Any, Iterator
 
 from vtframework.errors import ConfigError
-from vtframework.state.base import DAY, StateStore, redact_url, seconds_until_utc_midnight
+from vtframework.state.base import DAY, StateError, StateStore, redact_url, seconds_until_utc_midnight
 
 # Atomic on the Redis server, so replicas cannot both take the last slot.
 # Numbers go back as strings: Lua numbers returned to Redis are truncated to integers.
@@ -46,6 +47,8 @@ class RedisState(StateStore):
         import redis  # imported here so SQLite-only installs never need a Redis server
 
         self.prefix = prefix
+        self._url = redact_url(url)
+        self._redis_error = redis.RedisError
         self._redis = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
         try:
             self._redis.ping()
@@ -57,30 +60,48 @@ class RedisState(StateStore):
             ) from exc
         self._quota = self._redis.register_script(_QUOTA_LUA)
 
+    @contextlib.contextmanager
+    def _guarded(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except self._redis_error as exc:
+            raise StateError(
+                f"cannot {doing} the state in Redis at {self._url} ({exc}); check that Redis is up and "
+                "writable (not out of memory), or leave VTF_REDIS_URL empty to keep state in SQLite"
+            ) from None
+
     def cache_get(self, key: str, now: float) -> dict[str, Any] | None:
-        raw = self._redis.get(f"{self.prefix}cache:{key}")
-        if raw is None:
+        with self._guarded("read"):
+            raw = self._redis.get(f"{self.prefix}cache:{key}")
+        entry = _loads(raw)
+        # An entry another program (or version) wrote in our key space is as good as absent.
+        if not isinstance(entry, dict) or not isinstance(entry.get("expires_at"), (int, float)):
             return None
-        entry = json.loads(raw)
-        return entry["value"] if entry["expires_at"] > now else None
+        return entry.get("value") if entry["expires_at"] > now else None
 
     def cache_set(self, key: str, value: dict[str, Any], ttl: float, now: float) -> None:
         entry = json.dumps({"value": value, "expires_at": now + ttl})
-        self._redis.set(f"{self.prefix}cache:{key}", entry, px=max(1, int(ttl * 1000)))
+        with self._guarded("write"):
+            self._redis.set(f"{self.prefix}cache:{key}", entry, px=max(1, int(ttl * 1000)))
 
     def kv_get(self, ns: str, key: str) -> Any | None:
-        raw = self._redis.hget(f"{self.prefix}kv:{ns}", key)
-        return None if raw is None else json.loads(raw)
+        with self._guarded("read"):
+            raw = self._redis.hget(f"{self.prefix}kv:{ns}", key)
+        return _loads(raw)
 
     def kv_set(self, ns: str, key: str, value: Any) -> None:
-        self._redis.hset(f"{self.prefix}kv:{ns}", key, json.dumps(value))
+        with self._guarded("write"):
+            self._redis.hset(f"{self.prefix}kv:{ns}", key, json.dumps(value))
 
     def kv_delete(self, ns: str, key: str) -> None:
-        self._redis.hdel(f"{self.prefix}kv:{ns}", key)
+        with self._guarded("write"):
+            self._redis.hdel(f"{self.prefix}kv:{ns}", key)
 
     def kv_items(self, ns: str) -> dict[str, Any]:
-        raw = self._redis.hgetall(f"{self.prefix}kv:{ns}")
-        return {k.decode(): json.loads(v) for k, v in raw.items()}
+        with self._guarded("read"):
+            raw = self._redis.hgetall(f"{self.prefix}kv:{ns}")
+        items = ((k.decode("utf-8", "replace"), _loads(v)) for k, v in raw.items())
+        return {k: v for k, v in items if v is not None}
 
     def quota_try_acquire(
         self, bucket: str, now: float, per_minute: int, per_day: int, window: float = 60.0
@@ -88,7 +109,17 @@ class RedisState(StateStore):
         day = int(now // DAY)
         keys = [f"{self.prefix}quota:{bucket}:minute", f"{self.prefix}quota:{bucket}:day:{day}"]
         args = [repr(now), repr(window), per_minute, per_day, repr(seconds_until_utc_midnight(now)), uuid.uuid4().hex]
-        return float(self._quota(keys=keys, args=args))
+        with self._guarded("write the quota counters to"):
+            return float(self._quota(keys=keys, args=args))
 
     def close(self) -> None:
         self._redis.close()
+
+
+def _loads(raw: bytes | None) -> Any | None:
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except (TypeError, ValueError, RecursionError):
+        return None

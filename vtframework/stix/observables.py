@@ -34,6 +34,9 @@ _TYPE_ALIASES = {t.lower(): t for t in ENTITY_TYPES} | {
 
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
+# No top-level domain is all digits (RFC 3696): such a name is an IP address written wrong.
+_NUMERIC = re.compile(r"^[0-9]+$")
+_IPV6_LIKE = re.compile(r"^[0-9a-fA-F:.]*:[0-9a-fA-F:.%]*(%.*)?$")
 # Public suffixes of two labels common enough that "example.co.uk" is a domain, not a host.
 _TWO_LABEL_SUFFIXES = {
     "co.uk", "org.uk", "ac.uk", "gov.uk", "com.au", "net.au", "org.au", "co.jp", "ne.jp", "or.jp",
@@ -50,23 +53,60 @@ def entity_type_name(text: str) -> str:
 
 
 def detect_type(value: str) -> str:
-    """Guess the observable type of a plain value."""
+    """Guess the observable type of a plain value.
+
+    A value that looks like an IP address but is not one (``256.1.1.1``,
+    ``1.2.3``, ``01.02.03.004``) is refused, never taken for a hostname.
+    """
     text = value.strip()
     if _HEX.match(text) and len(text) in (32, 40, 64, 128):
         return "StixFile"
     if "://" in text:
         return "Url"
+    if "%" in text and _IPV6_LIKE.match(text):
+        raise InputError(f"{value!r} carries an IPv6 zone id (%…), which only means something on one host: "
+                         "give the address without it")
     try:
         address = ipaddress.ip_address(text)
         return "IPv4-Addr" if address.version == 4 else "IPv6-Addr"
     except ValueError:
         pass
+    _refuse_ip_like(value, text)
     if "." in text and " " not in text and "/" not in text:
         labels = text.rstrip(".").lower().split(".")
         if len(labels) == 2 or (len(labels) == 3 and ".".join(labels[1:]) in _TWO_LABEL_SUFFIXES):
             return "Domain-Name"
         return "Hostname"
     raise InputError(f"cannot tell what {value!r} is: give --type (hash, IPv4/IPv6, domain, hostname or URL)")
+
+
+def _refuse_ip_like(value: str, text: str) -> None:
+    labels = text.rstrip(".").split(".")
+    if len(labels) > 1 and all(_NUMERIC.match(label) for label in labels):
+        raise InputError(
+            f"{value!r} looks like an IPv4 address but is not one (four numbers from 0 to 255, without "
+            "leading zeros)"
+        )
+    if len(labels) > 1 and _NUMERIC.match(labels[-1]):
+        raise InputError(f"{value!r} is neither an IP address nor a domain name (no domain ends in a number)")
+    if ":" in text and _IPV6_LIKE.match(text):
+        raise InputError(f"{value!r} looks like an IPv6 address but is not a valid one")
+
+
+def ascii_domain(name: str) -> str:
+    """The name VirusTotal is asked by: IDNA 2008 (punycode) for an internationalised domain.
+
+    :raises InputError: when the name is not a valid domain name.
+    """
+    text = name.strip().rstrip(".").lower()
+    if text.isascii():
+        return text
+    import idna
+
+    try:
+        return idna.encode(text, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError) as exc:
+        raise InputError(f"{name!r} is not a valid internationalised domain name ({exc})") from None
 
 
 def hash_name(value: str) -> str:
@@ -82,12 +122,19 @@ def hash_name(value: str) -> str:
 
 
 def best_hash(hashes: Mapping[str, str]) -> tuple[str, str] | None:
-    """SHA-256, else SHA-1, else MD5 (names compared loosely: ``sha256``, ``SHA-256``)."""
-    normalized = {re.sub(r"[^a-z0-9]", "", name.lower()): value for name, value in hashes.items() if value}
+    """SHA-256, else SHA-1, else MD5 (names compared loosely: ``sha256``, ``SHA-256``).
+
+    A value that is not a digest of its algorithm (wrong length, not hexadecimal)
+    is passed over: it must never reach a VirusTotal path.
+    """
+    normalized = {
+        re.sub(r"[^a-z0-9]", "", str(name).lower()): value for name, value in hashes.items() if isinstance(value, str)
+    }
+    lengths = {name: length for length, name in HASH_LENGTHS.items()}
     for name in LOOKUP_HASHES:
-        value = normalized.get(re.sub(r"[^a-z0-9]", "", name.lower()))
-        if value:
-            return name, value.strip().lower()
+        value = (normalized.get(re.sub(r"[^a-z0-9]", "", name.lower())) or "").strip().lower()
+        if value and len(value) == lengths[name] and _HEX.match(value):
+            return name, value
     return None
 
 
@@ -96,11 +143,15 @@ def lookup_hash(observable: Observable, purpose: str = "be looked up") -> tuple[
 
     :raises InputError: naming the observable when it has none of them.
     """
-    found = best_hash(observable.hashes or observable.stix.get("hashes") or {})
+    hashes = observable.hashes or observable.stix.get("hashes") or {}
+    found = best_hash(hashes if isinstance(hashes, Mapping) else {})
     if found is None:
+        bad = [str(name)[:20] for name in (hashes if isinstance(hashes, Mapping) else {})
+               if re.sub(r"[^a-z0-9]", "", str(name).lower()) in ("sha256", "sha1", "md5")]
         raise InputError(
-            f"{observable.entity_type} {observable.value or observable.id}: cannot {purpose}, "
+            f"{observable.entity_type} {(observable.value or observable.id)[:80]}: cannot {purpose}, "
             "it has no SHA-256, SHA-1 or MD5 hash"
+            + (f" ({', '.join(bad)} not a valid hexadecimal digest)" if bad else "")
         )
     return found
 
@@ -114,6 +165,9 @@ def validate_value(entity_type: str, value: str) -> str:
         hash_name(text)
         return text.lower()
     if entity_type in ("IPv4-Addr", "IPv6-Addr"):
+        if "%" in text:
+            raise InputError(f"{value!r} carries an IPv6 zone id (%…), which only means something on one host: "
+                             "give the address without it")
         try:
             address = ipaddress.ip_address(text)
         except ValueError:
@@ -124,13 +178,13 @@ def validate_value(entity_type: str, value: str) -> str:
         return str(address)
     if entity_type in ("Domain-Name", "Hostname"):
         name = text.rstrip(".").lower()
-        try:
-            ascii_name = name.encode("idna").decode("ascii")
-        except UnicodeError:
-            raise InputError(f"{value!r} is not a valid domain name") from None
+        ascii_name = ascii_domain(name)
         labels = ascii_name.split(".")
         if len(labels) < 2 or not all(_LABEL.match(label) for label in labels) or len(ascii_name) > 253:
             raise InputError(f"{value!r} is not a valid domain name")
+        if _NUMERIC.match(labels[-1]):
+            raise InputError(f"{value!r} is not a valid domain name: no domain ends in a number")
+        # STIX keeps the name as people write it (Unicode); VirusTotal is asked by ascii_domain().
         return name
     if entity_type == "Url":
         parts = urlsplit(text)
@@ -215,8 +269,10 @@ def observables_in_pattern(pattern: str) -> list[tuple[str, str]]:
     return list(dict.fromkeys(found))
 
 
-def observable_for(entity_type: str, value: str, markings: Any = (), tlp: str | None = None) -> Observable:
-    """An :class:`Observable` with the given marking ids (an Indicator's, an entity's)."""
+def observable_for(
+    entity_type: str, value: str, markings: Any = (), tlp: str | None = None, marking_details: Any = ()
+) -> Observable:
+    """An :class:`Observable` with the given marking ids (an Indicator's, an entity's) and what is known of them."""
     from vtframework.policy.egress import most_restrictive_tlp
 
     normalized = validate_value(entity_type, value)
@@ -227,5 +283,5 @@ def observable_for(entity_type: str, value: str, markings: Any = (), tlp: str | 
     hashes = {hash_name(normalized): normalized} if entity_type == "StixFile" else {}
     return Observable(
         entity_type=entity_type, value=normalized, stix=stix, hashes=hashes, markings=marking_ids,
-        tlp=tlp or most_restrictive_tlp(marking_ids),
+        tlp=tlp or most_restrictive_tlp(marking_ids), marking_details=tuple(marking_details or ()),
     )

@@ -33,6 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterator
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import vtframework.testing.hostile as hostile
 from vtframework.testing.fakevt_hunting import HuntingMatch, HuntingNotifications
 from vtframework.testing.server import LocalServer
 from vtframework.vt.client import url_id
@@ -79,7 +80,10 @@ def collection_of(object_type: str) -> str:
 def _kind(collection: str) -> str:
     return _KIND.get(collection) or collection.rstrip("s").replace("_", " ").capitalize()
 
-FAULTS = ("500", "503", "504", "too_many_requests", "quota_exceeded", "hang", "reset", "malformed")
+FAULTS = (
+    "500", "503", "504", "too_many_requests", "quota_exceeded", "hang", "reset", "malformed",
+    *hostile.HOSTILE_FAULTS,
+)
 
 HUNTING_PATH = "/intelligence/hunting_rulesets"
 #: First id handed out; real ruleset ids are 16-digit numeric strings.
@@ -122,6 +126,11 @@ def _envelope(code: str, message: str) -> bytes:
 
 class FakeVirusTotal(LocalServer):
     """See the module docstring. ``api_key`` set means requests without it get 401."""
+
+    #: Seconds between two bytes of a ``trickle`` fault.
+    trickle_seconds = 1.0
+    #: Decompressed size of a ``gzip_bomb`` fault.
+    bomb_bytes = 1 << 30
 
     def __init__(
         self,
@@ -288,12 +297,18 @@ class FakeVirusTotal(LocalServer):
         ``kind`` is one of :data:`FAULTS`: ``"500"`` (plain-text body), ``"503"``
         (TransientError), ``"504"`` (DeadlineExceededError), ``"too_many_requests"``,
         ``"quota_exceeded"``, ``"hang"`` (no answer for ``hang_seconds``), ``"reset"``
-        (TCP reset), ``"malformed"`` (200 with broken JSON).
+        (TCP reset), ``"malformed"`` (200 with broken JSON), or one of the hostile answers of
+        :mod:`vtframework.testing.hostile` (a gzip bomb, a trickle, ``data`` as a list…).
         """
         if kind not in FAULTS:
             raise ValueError(f"unknown fault {kind!r}; choose one of {', '.join(FAULTS)}")
         with self._lock:
             self._faults.append(_Fault(kind, count, path_prefix))
+
+    def clear_faults(self) -> None:
+        """Forget every fault not served yet (the network healed, the proxy went away)."""
+        with self._lock:
+            self._faults.clear()
 
     def add_hunting_ruleset(self, name: str, rules: str, **attributes: Any) -> str:
         """Create a Livehunt ruleset as if someone made it on VirusTotal; returns its id."""
@@ -369,6 +384,8 @@ class FakeVirusTotal(LocalServer):
         if rejected is not None:
             return rejected
         fault = self._take_fault(api_path)
+        if fault in hostile.HOSTILE_FAULTS:
+            return hostile.serve(self, h, fault, api_path)
         if fault is not None:
             return self._serve_fault(h, fault)
         if not self._take_quota():

@@ -9,6 +9,7 @@ Redis all draw from one allowance.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -104,7 +105,7 @@ class QuotaLimiter:
             if wait > held:
                 raise self._day_spent(wait, subject)
             if waited + wait > self.max_wait:
-                raise self._minute_spent(wait, subject)
+                raise self._minute_spent(wait, waited, subject)
             self.clock.sleep(wait)
             self.record_wait(wait)
             waited += wait
@@ -119,17 +120,24 @@ class QuotaLimiter:
             hint=f"it resets at 00:00 UTC (in {format_duration(wait)})",
         )
 
-    def _minute_spent(self, wait: float, subject: str) -> QuotaExceededError:
+    def _minute_spent(self, wait: float, waited: float, subject: str) -> QuotaExceededError:
+        # Rounded up: "frees in 2m00s, more than the allowed 2m00s" would contradict itself.
+        frees = format_duration(math.ceil(wait))
+        if waited > 0:
+            left = max(0.0, self.max_wait - waited)
+            why = (
+                f"the next slot frees in {frees}, but after {format_duration(waited)} of waiting only "
+                f"{format_duration(math.floor(left))} of the allowed quota wait ({format_duration(self.max_wait)}) is left"
+            )
+        else:
+            why = f"the next slot frees in {frees}, more than the allowed quota wait of {format_duration(self.max_wait)}"
         return QuotaExceededError(
             code="QuotaExceededError",
             subject=subject,
             window="minute",
             retry_after=wait,
             summary=f"VirusTotal per-minute quota ({self.per_minute} requests) is spent",
-            hint=(
-                f"the next slot frees in {format_duration(wait)}, more than the allowed quota wait of "
-                f"{format_duration(self.max_wait)}; raise the allowed wait or lower the number of workers"
-            ),
+            hint=f"{why}; raise the allowed wait or lower the number of workers",
         )
 
 

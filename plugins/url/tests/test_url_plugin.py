@@ -166,6 +166,7 @@ def test_analysis_that_does_not_finish_is_a_failure(fake_vt, fake_client, sample
     # CONSTRUCTED: the real completed analysis, still queued.
     queued = json.loads((samples_dir / "analysis_url_completed_u-2a1b4024.json").read_text())
     queued["data"]["attributes"]["status"] = "queued"
+    queued["data"]["id"] = submitted["data"]["id"]  # the analysis polled is the one submitted
     fake_vt.add_route("POST", "/urls", body=submitted)
     fake_vt.add_route("GET", f"/analyses/{submitted['data']['id']}", body=queued)
     app = make_app(VIRUSTOTAL_URL_UPLOAD_POLL_ATTEMPTS="3", VIRUSTOTAL_URL_UPLOAD_POLL_INTERVAL="5")
