@@ -148,7 +148,8 @@ class FakeVirusTotal(LocalServer):
         self._log: list[RecordedRequest] = []
         self._rulesets: dict[str, dict[str, Any]] = {}
         self._ruleset_ids = itertools.count(FIRST_RULESET_ID, 7919)
-        self._lock = threading.Lock()
+        # Re-entrant: an answer sent while the ruleset store is locked logs its status under the same lock.
+        self._lock = threading.RLock()
         self._stopping = threading.Event()
         if samples_dir:
             self.load_samples(samples_dir)
