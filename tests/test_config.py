@@ -125,6 +125,17 @@ def test_secrets_are_never_shown(tmp_path):
     assert "dl-secret" not in repr(a.settings)
 
 
+def test_a_list_with_choices_takes_only_them_once_each_in_their_spelling():
+    from vtframework.host.config import load_settings
+    from vtframework.records import ConfigKey
+
+    key = ConfigKey("x.kinds", "list", ["alpha"], "what to read", choices=("alpha", "beta"))
+    assert load_settings([key], env={"X_KINDS": "Beta, alpha,BETA"})["x.kinds"] == ["beta", "alpha"]
+    with pytest.raises(ConfigError) as caught:
+        load_settings([key], env={"X_KINDS": "alpha,gamma"})
+    assert "got 'alpha,gamma', expected a comma-separated list of alpha, beta" in str(caught.value)
+
+
 def test_invalid_secret_is_not_echoed():
     from vtframework.host.config import load_settings
     from vtframework.records import ConfigKey
