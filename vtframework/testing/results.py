@@ -12,7 +12,9 @@ from vtframework.stix.observables import from_value
 from vtframework.testing.stix import assert_valid_bundle
 
 #: Object types the factory stamps with ``created_by_ref`` (SCOs carry ``x_opencti_created_by_ref``).
-STAMPED_SDO_TYPES = ("note", "indicator", "relationship", "location", "malware", "attack-pattern")
+STAMPED_SDO_TYPES = (
+    "note", "indicator", "relationship", "location", "malware", "attack-pattern", "intrusion-set", "campaign", "report",
+)
 
 
 def _objects(result: EnrichmentResult | Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
