@@ -357,7 +357,7 @@ class FakeVirusTotal(LocalServer):
         if api_path == HUNTING_PATH or api_path.startswith(HUNTING_PATH + "/"):
             return self._serve_hunting(h, api_path[len(HUNTING_PATH):].strip("/"), query, body)
         if h.command == "GET":
-            return self._serve_get(h, api_path)
+            return self._serve_get(h, api_path, query)
         return h.send(404, _envelope("NotFoundError", f"Resource not found: {h.command} {api_path}"))
 
     def _check_key(self, h: "_Handler") -> int | None:
@@ -412,7 +412,7 @@ class FakeVirusTotal(LocalServer):
         h.hang_up(reset=True)
         return 0
 
-    def _serve_get(self, h: "_Handler", api_path: str) -> int:
+    def _serve_get(self, h: "_Handler", api_path: str, query: str = "") -> int:
         parts = api_path.strip("/").split("/")
         if len(parts) == 3 and parts[0] == "files" and parts[2] in ("download", "download_url"):
             return self._serve_download_link(h, parts[1].lower(), parts[2])
