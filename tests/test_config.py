@@ -318,7 +318,9 @@ def test_replay_turns_on_what_costs_quota_unless_the_user_said_otherwise():
     from vtframework.host.app import with_paid_features
 
     paid = sorted(e.key.env_name for e in app(preset="virustotal").settings.entries() if e.key.costs_requests)
-    assert paid == ["VIRUSTOTAL_FILE_IMPORT_SIGMA", "VIRUSTOTAL_IMPORT_COMMUNITY"]
+    assert paid == [
+        "VIRUSTOTAL_FILE_IMPORT_SIGMA", "VIRUSTOTAL_GTI_COLLECTION_TECHNIQUES", "VIRUSTOTAL_IMPORT_COMMUNITY",
+    ]
     replayed = with_paid_features(app(preset="virustotal", env={"VIRUSTOTAL_IMPORT_COMMUNITY": "false"}))
     assert replayed.settings["virustotal.file_import_sigma"] is True
     assert replayed.settings.entry("virustotal.file_import_sigma").source == "replay"
