@@ -125,6 +125,17 @@ def test_secrets_are_never_shown(tmp_path):
     assert "dl-secret" not in repr(a.settings)
 
 
+def test_a_list_with_choices_takes_only_them_once_each_in_their_spelling():
+    from vtframework.host.config import load_settings
+    from vtframework.records import ConfigKey
+
+    key = ConfigKey("x.kinds", "list", ["alpha"], "what to read", choices=("alpha", "beta"))
+    assert load_settings([key], env={"X_KINDS": "Beta, alpha,BETA"})["x.kinds"] == ["beta", "alpha"]
+    with pytest.raises(ConfigError) as caught:
+        load_settings([key], env={"X_KINDS": "alpha,gamma"})
+    assert "got 'alpha,gamma', expected a comma-separated list of alpha, beta" in str(caught.value)
+
+
 def test_invalid_secret_is_not_echoed():
     from vtframework.host.config import load_settings
     from vtframework.records import ConfigKey
@@ -307,7 +318,9 @@ def test_replay_turns_on_what_costs_quota_unless_the_user_said_otherwise():
     from vtframework.host.app import with_paid_features
 
     paid = sorted(e.key.env_name for e in app(preset="virustotal").settings.entries() if e.key.costs_requests)
-    assert paid == ["VIRUSTOTAL_FILE_IMPORT_SIGMA", "VIRUSTOTAL_IMPORT_COMMUNITY"]
+    assert paid == [
+        "VIRUSTOTAL_FILE_IMPORT_SIGMA", "VIRUSTOTAL_GTI_COLLECTION_TECHNIQUES", "VIRUSTOTAL_IMPORT_COMMUNITY",
+    ]
     replayed = with_paid_features(app(preset="virustotal", env={"VIRUSTOTAL_IMPORT_COMMUNITY": "false"}))
     assert replayed.settings["virustotal.file_import_sigma"] is True
     assert replayed.settings.entry("virustotal.file_import_sigma").source == "replay"

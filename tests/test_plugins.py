@@ -13,7 +13,7 @@ from vtframework.testing import enrich_offline, plugin_app
 
 BUILTINS = [
     "file", "ip", "domain", "url", "downloader", "livehunt",
-    "sigma", "ids", "malware_config", "classification", "crowdsourced_context", "community", "explain",
+    "sigma", "ids", "malware_config", "classification", "crowdsourced_context", "community", "gti", "explain",
     "notifications",
 ]
 

@@ -43,7 +43,7 @@ def test_fixtures_enrich_offline_with_the_plugin_under_test(vtf_enrich, vtf_fake
     assert vtf_fake_vt.count("/api/v3/files/") == 1
     assert vtf_enrich("{MALICIOUS}").requests == 0  # one state for the test: the repeat is cached
     assert sorted(vtf_app.host.loaded) == [
-        "classification", "community", "crowdsourced_context", "domain", "explain", "file", "ids", "ip",
+        "classification", "community", "crowdsourced_context", "domain", "explain", "file", "gti", "ids", "ip",
         "malware_config", "sigma", "test-plugin", "url",
     ]
 

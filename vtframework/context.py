@@ -12,9 +12,10 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
-from vtframework.records import Observable, PluginFailure, ScoreReason
+from vtframework.records import Observable, PluginFailure, ScoreReason, VTQuery
 
 if TYPE_CHECKING:  # pragma: no cover
+    from vtframework.errors import VTError
     from vtframework.host.config import Settings
     from vtframework.state.base import StateStore
     from vtframework.stix.factory import StixFactory
@@ -52,6 +53,14 @@ class EnrichmentContext:
     #: What a plugin keeps for the rest of this enrichment, under a key of its own (an answer its
     #: ``vtf_stix_objects`` fetched that its ``vtf_score_reasons`` needs again, failure included).
     memo: dict[Any, Any] = field(default_factory=dict)
+    #: What a plugin keeps for as long as the app runs (every enrichment of this process), under a key of
+    #: its own: what it learned about the API key, such as a relationship its licence does not grant.
+    process_memo: dict[Any, Any] = field(default_factory=dict)
+    #: The lookup as it was made: the owner's query with the parameters plugins added (``vtf_query_params``).
+    query: VTQuery | None = None
+    #: VirusTotal's refusal (403, 400) of the lookup with the added parameters, when the core then made the
+    #: owner's own query instead; ``None`` when the lookup went through as extended.
+    query_refused: "VTError | None" = None
     #: Set by the pipeline once the report is in: asks every plugin's ``vtf_score_reasons``.
     _reasons_source: Callable[[], list[ScoreReason]] | None = field(default=None, repr=False)
     _reasons: list[ScoreReason] | None = field(default=None, repr=False)

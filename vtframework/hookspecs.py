@@ -14,7 +14,7 @@ describes every object a hook is handed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import pluggy
 
@@ -79,6 +79,37 @@ def vtf_vt_query(observable: "Observable", settings: "Settings") -> "VTQuery | N
     :raises vtframework.errors.InputError: when the observable cannot be looked
         up (a StixFile without any usable hash, a malformed value); the
         message names what is wrong.
+
+    .. versionadded:: 0.1
+    """
+
+
+@_hookspec
+def vtf_query_params(
+    observable: "Observable", query: "VTQuery", context: "EnrichmentContext", settings: "Settings"
+) -> "Mapping[str, str] | None":
+    """Add parameters to the lookup the owner of the observable's type makes.
+
+    Called on every plugin that owns no type, each inside its own error
+    boundary, after the owner's :func:`vtf_vt_query` and before the request
+    is made, so that what a feature needs comes back in the same answer
+    instead of costing a request of its own (GTI relationships:
+    ``relationships=malware_families`` and
+    ``relationship_attributes[malware_families]=name,collection_type``).
+    The core merges the answers: ``relationships``, ``attributes``,
+    ``exclude_attributes`` and ``relationship_attributes[…]`` are
+    comma-separated lists whose items are united with the owner's; any other
+    parameter the owner (or an earlier plugin) already sets with another value
+    is left as it is, with a warning naming the plugin. When VirusTotal refuses
+    the extended lookup (403 or 400), the core makes the owner's own query
+    instead and tells the plugins through ``context.query_refused``.
+
+    :param observable: The observable being enriched.
+    :param query: The owner's :class:`~vtframework.records.VTQuery` (read it).
+    :param context: The :class:`~vtframework.context.EnrichmentContext`
+        (``process_memo`` holds what the plugin learned in earlier enrichments).
+    :param settings: The validated, frozen settings.
+    :return: Parameters to add (text values), or ``None``.
 
     .. versionadded:: 0.1
     """

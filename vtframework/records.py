@@ -31,7 +31,7 @@ class ConfigKey:
     secret: bool = False
     required: bool = False
     env: str | None = None
-    #: Allowed values (compared case-insensitively for strings), if restricted.
+    #: Allowed values (compared case-insensitively for strings; each item's for lists), if restricted.
     choices: tuple[str, ...] | None = None
     #: Smallest accepted value for ``int`` and ``float`` keys.
     minimum: float | None = None

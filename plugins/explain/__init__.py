@@ -6,7 +6,10 @@ it in the report (engines and their verdicts, the GTI assessment and its
 contributing factors, the crowdsourced YARA, Sigma and IDS rules that matched,
 the sandboxes' verdicts and whether they disagree, the threat severity), the
 threshold the indicator rule used, and the reasons other plugins give through
-``vtf_score_reasons``. Read from the report: no extra request.
+``vtf_score_reasons``. Read from the report: no extra request. When another
+plugin explains GTI's contributing factors one by one (reasons from the
+source "GTI contributing factors", as the ``gti`` plugin gives), their
+one-line summary is left out.
 """
 
 from __future__ import annotations

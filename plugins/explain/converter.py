@@ -20,13 +20,18 @@ GTI_LEANING = {
     "VERDICT_BENIGN": "benign", "VERDICT_HARMLESS": "benign",
 }
 SEVERITY_LEANING = {"SEVERITY_HIGH": "malicious", "SEVERITY_MEDIUM": "malicious"}
+#: The source of the reasons that explain GTI's contributing factors.
+GTI_FACTORS = "GTI contributing factors"
 
 
 def explain_objects(context: Any, report: Mapping[str, Any]) -> list[Any]:
     attrs = blocks.attributes(report)
+    others = context.score_reasons()
+    # A plugin that explains the GTI factors one by one (the gti plugin) replaces the one-line summary.
+    factors_explained = any(reason.source == GTI_FACTORS for reason in others)
     reasons = [
-        *_engines(attrs), *_gti(attrs.get("gti_assessment")), *_rules(attrs), *_sandboxes(attrs),
-        *_severity(attrs.get("threat_severity")), *context.score_reasons(),
+        *_engines(attrs), *_gti(attrs.get("gti_assessment"), with_factors=not factors_explained), *_rules(attrs),
+        *_sandboxes(attrs), *_severity(attrs.get("threat_severity")), *others,
     ]
     parts = [_score_line(context, attrs), _indicator_line(context, attrs)]
     if reasons:
@@ -126,7 +131,7 @@ def _engines(attrs: Mapping[str, Any]) -> list[ScoreReason]:
     return reasons
 
 
-def _gti(gti: Any) -> list[ScoreReason]:
+def _gti(gti: Any, with_factors: bool = True) -> list[ScoreReason]:
     if not isinstance(gti, Mapping):
         return []
 
@@ -145,9 +150,9 @@ def _gti(gti: Any) -> list[ScoreReason]:
         text += f": {addons.clip(gti['description'].strip(), 300)}"
     reasons = [ScoreReason("GTI assessment", text, GTI_LEANING.get(str(verdict), "neutral"))]
     factors = gti.get("contributing_factors")
-    if isinstance(factors, Mapping) and factors:
+    if with_factors and isinstance(factors, Mapping) and factors:
         shown = "; ".join(f"{key} {_factor(val)}" for key, val in sorted(factors.items(), key=lambda kv: str(kv[0])))
-        reasons.append(ScoreReason("GTI contributing factors", addons.clip(shown, 600)))
+        reasons.append(ScoreReason(GTI_FACTORS, addons.clip(shown, 600)))
     return reasons
 
 

@@ -25,6 +25,8 @@ class App:
     settings: Settings
     preset: Preset | None
     env: Mapping[str, str]
+    #: What plugins keep for as long as the app runs (``EnrichmentContext.process_memo``).
+    memo: dict[Any, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def api_key(self) -> str | None:

@@ -63,7 +63,7 @@ def parse_list(value: Any) -> list[str]:
 
 def _expected(key: ConfigKey) -> str:
     if key.choices:
-        return "one of " + ", ".join(key.choices)
+        return ("a comma-separated list of " if key.type == "list" else "one of ") + ", ".join(key.choices)
     return {
         "str": "a text value",
         "int": "a whole number" + (f" >= {key.minimum:g}" if key.minimum is not None else ""),
@@ -96,7 +96,13 @@ def _convert(key: ConfigKey, raw: Any) -> Any:
             raise ValueError(raw)
         value = float(str(raw).strip())
     elif key.type == "list":
-        return parse_list(raw)
+        items = parse_list(raw)
+        if key.choices:
+            allowed = {c.lower(): c for c in key.choices}
+            if any(item.lower() not in allowed for item in items):
+                raise ValueError(raw)
+            items = list(dict.fromkeys(allowed[item.lower()] for item in items))
+        return items
     elif key.type == "tlp":
         return normalize_tlp(raw)
     elif key.type == "url":

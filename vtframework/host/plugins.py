@@ -48,6 +48,7 @@ DEFAULT_PLUGINS: dict[str, str] = {
     "classification": "vtframework_plugins.classification",
     "crowdsourced_context": "vtframework_plugins.crowdsourced_context",
     "community": "vtframework_plugins.community",
+    "gti": "vtframework_plugins.gti",
     "explain": "vtframework_plugins.explain",
     "notifications": "vtframework_plugins.notifications",
 }

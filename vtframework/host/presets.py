@@ -29,7 +29,9 @@ class Preset:
 
 #: Typeless features the enrichment preset adds to every file, IP, domain and URL; those
 #: that cost VirusTotal requests are off until their own switch turns them on.
-FEATURES = ("sigma", "ids", "malware_config", "classification", "crowdsourced_context", "community", "explain")
+FEATURES = (
+    "sigma", "ids", "malware_config", "classification", "crowdsourced_context", "community", "gti", "explain",
+)
 
 PRESETS: dict[str, Preset] = {
     preset.name: preset

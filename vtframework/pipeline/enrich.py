@@ -15,9 +15,18 @@ import uuid
 from typing import Any, Iterable, Mapping
 
 from vtframework.context import STIX_EXT_OCTI, EnrichmentContext, EnrichmentResult, subject_of
-from vtframework.errors import InputError, MalformedResponse, NotFoundError, PluginError, VTFrameworkError, clean_text
+from vtframework.errors import (
+    BadRequestError,
+    ForbiddenError,
+    InputError,
+    MalformedResponse,
+    NotFoundError,
+    PluginError,
+    VTFrameworkError,
+    clean_text,
+)
 from vtframework.host.app import App
-from vtframework.pipeline import blocks
+from vtframework.pipeline import blocks, extend
 from vtframework.policy.markings import TLP_MARKING_BY_ID
 from vtframework.records import Observable, PluginFailure, ScoreReason, VTQuery
 from vtframework.stix.factory import StixFactory, author, to_dict
@@ -172,6 +181,7 @@ class Pipeline:
             settings=self.app.settings,
             log=log,
             via_indicator=target is not None,
+            process_memo=self.app.memo,
         )
 
     def _run(
@@ -197,7 +207,9 @@ class Pipeline:
                     reason=f"returned {type(query).__name__}, not a VTQuery, for {subject}",
                 )
             subject = query.subject or subject
-            report = self._lookup(owner, query, context)
+            extended = self._extend(query, context, plugin_errors)
+            context.query = extended
+            report = self._lookup(owner, extended, context, plain=query if extended is not query else None)
         if not blocks.attributes(report) and not isinstance((report.get("data") or {}).get("attributes"), dict):
             raise MalformedResponse("the answer has no data.attributes", subject=subject)
         settings = self.app.settings
@@ -237,10 +249,33 @@ class Pipeline:
                     context.warn(f"plugin {plugin!r} gave a score reason that is not a ScoreReason: {reason!r:.80}")
         return reasons
 
-    def _lookup(self, owner: str, query: VTQuery, context: EnrichmentContext) -> dict[str, Any]:
+    def _extend(self, query: VTQuery, context: EnrichmentContext, plugin_errors: list[PluginFailure]) -> VTQuery:
+        """The owner's query with what every typeless plugin's ``vtf_query_params`` adds."""
+        answers, failures = self.app.host.call_each(
+            "vtf_query_params", observable=context.observable, query=query, context=context,
+            settings=self.app.settings, exclude=set(self.app.host.owners.values()),
+        )
+        plugin_errors.extend(failure.record() for failure in failures)
+        extended, problems = extend.merge(query, answers)
+        for problem in problems:
+            context.warn(problem)
+        return extended
+
+    def _lookup(
+        self, owner: str, query: VTQuery, context: EnrichmentContext, plain: VTQuery | None = None
+    ) -> dict[str, Any]:
+        """The report; ``plain`` is the owner's own query, made when VirusTotal refuses what plugins added."""
         subject = query.subject or subject_of(context.observable)
         try:
             return context.client.get(query.path, query.params or None, subject=subject)
+        except (ForbiddenError, BadRequestError) as err:
+            if plain is None:
+                raise
+            # The added parameters were refused (a licence, a relationship VirusTotal does not know),
+            # not the lookup the owner needs: its own query still enriches, one request later.
+            log.info("%s: the extended lookup was refused (%s); making the owner's own query", subject, err)
+            context.query, context.query_refused = plain, err
+            return self._lookup(owner, plain, context)
         except NotFoundError as err:
             report = self.app.host.call_plugin(
                 owner, "vtf_report_not_found", observable=context.observable, context=context,

@@ -24,13 +24,16 @@ from typing import Any, Iterable, Mapping
 import stix2
 from pycti import (
     AttackPattern,
+    Campaign,
     CustomObservableHostname,
     CustomObservableText,
     Identity,
     Incident,
     Indicator,
+    IntrusionSet,
     Location,
     Malware,
+    Report,
     StixCoreRelationship,
     StixSightingRelationship,
 )
@@ -139,6 +142,15 @@ class StixFactory:
         self.now = now or dt.datetime.now(dt.timezone.utc)
         self.author_id = AUTHOR_ID
 
+    def _shared(self) -> dict[str, Any]:
+        """The stamp of a shared reference entity (a family, an actor, a report): our author, no marking.
+
+        See the module docstring: such an entity exists once for the whole
+        platform, so the enriched observable's markings go on the relationship
+        to it, never on the entity itself.
+        """
+        return {"created_by_ref": self.author_id, "allow_custom": True}
+
     def _common(self) -> dict[str, Any]:
         common: dict[str, Any] = {"created_by_ref": self.author_id, "allow_custom": True}
         if self.markings:
@@ -217,7 +229,16 @@ class StixFactory:
             **self._common(),
         )
 
-    def malware(self, name: str, *, is_family: bool = True, description: str | None = None) -> stix2.Malware:
+    def malware(
+        self,
+        name: str,
+        *,
+        is_family: bool = True,
+        description: str | None = None,
+        first_seen: dt.datetime | None = None,
+        last_seen: dt.datetime | None = None,
+        external_references: Iterable[Mapping[str, Any]] = (),
+    ) -> stix2.Malware:
         """A malware (family by default) keyed by its name as OpenCTI keys it.
 
         The id depends on the lower-cased name only, so "OrcusRAT" from one
@@ -225,14 +246,105 @@ class StixFactory:
         one OpenCTI already holds under that name. A shared reference entity:
         no marking of the enriched observable (the relationship to it keeps them).
         """
-        optional: dict[str, Any] = {"description": description} if description else {}
-        return stix2.Malware(
-            id=Malware.generate_id(name),
-            name=name,
+        return self._threat(
+            stix2.Malware, Malware.generate_id(name), name, description, first_seen, last_seen, external_references,
             is_family=is_family,
-            created_by_ref=self.author_id,
-            allow_custom=True,
+        )
+
+    def intrusion_set(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        first_seen: dt.datetime | None = None,
+        last_seen: dt.datetime | None = None,
+        external_references: Iterable[Mapping[str, Any]] = (),
+    ) -> stix2.IntrusionSet:
+        """A threat actor as OpenCTI models one from threat intelligence: an Intrusion-Set keyed by its name.
+
+        The id depends on the lower-cased name only (pycti's and OpenCTI's
+        rule), so the object upserts onto the Intrusion-Set OpenCTI holds.
+        """
+        return self._threat(
+            stix2.IntrusionSet, IntrusionSet.generate_id(name), name, description, first_seen, last_seen,
+            external_references,
+        )
+
+    def campaign(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        first_seen: dt.datetime | None = None,
+        last_seen: dt.datetime | None = None,
+        external_references: Iterable[Mapping[str, Any]] = (),
+    ) -> stix2.Campaign:
+        """A campaign keyed by its name (lower-cased), as OpenCTI keys campaigns."""
+        return self._threat(
+            stix2.Campaign, Campaign.generate_id(name), name, description, first_seen, last_seen, external_references,
+        )
+
+    def _threat(
+        self,
+        cls: type,
+        ident: str,
+        name: str,
+        description: str | None,
+        first_seen: dt.datetime | None,
+        last_seen: dt.datetime | None,
+        external_references: Iterable[Mapping[str, Any]],
+        **extra: Any,
+    ) -> Any:
+        """A named threat entity; a last sighting before the first is dropped."""
+        optional: dict[str, Any] = {}
+        if description:
+            optional["description"] = description
+        if first_seen is not None:
+            optional["first_seen"] = first_seen
+        if last_seen is not None and (first_seen is None or last_seen >= first_seen):
+            optional["last_seen"] = last_seen
+        if external_references:
+            optional["external_references"] = list(external_references)
+        return cls(id=ident, name=name, **extra, **optional, **self._shared())
+
+    def report(
+        self,
+        name: str,
+        published: dt.datetime,
+        object_refs: Iterable[str],
+        *,
+        description: str | None = None,
+        report_types: Iterable[str] = ("threat-report",),
+        external_references: Iterable[Mapping[str, Any]] = (),
+    ) -> stix2.Report:
+        """A report about ``object_refs``, keyed by its name and publication date as OpenCTI keys reports.
+
+        ``published`` must be the report's own date (never the enrichment's
+        time): the id depends on it, so the same report published once is the
+        same object on every enrichment, and OpenCTI adds each enrichment's
+        ``object_refs`` to it. A shared entity: no marking of the enriched
+        observable (a reader who may not see it does not see it in the report).
+        """
+        optional: dict[str, Any] = {"description": description} if description else {}
+        if external_references:
+            optional["external_references"] = list(external_references)
+        return stix2.Report(
+            id=Report.generate_id(name, published),
+            name=name,
+            published=published,
+            object_refs=list(dict.fromkeys(object_refs)),
+            report_types=list(report_types),
             **optional,
+            **self._shared(),
+        )
+
+    def sector(self, name: str) -> stix2.Identity:
+        """An industry sector keyed by its name, as OpenCTI keys sectors (identity class ``class`` is a Sector)."""
+        return stix2.Identity(
+            id=Identity.generate_id(name, "class"),
+            name=name,
+            identity_class="class",
+            allow_custom=True,  # OpenCTI's sector, shared platform-wide: neither our author nor any marking
         )
 
     def attack_pattern(self, mitre_id: str, name: str | None = None) -> stix2.AttackPattern:

@@ -3,6 +3,8 @@
 - :func:`plugin_app`: an isolated app, the built-ins plus your plugin, for one test;
 - :func:`offline_client` / :func:`enrich_offline`: the real client and pipeline
   against :class:`FakeVirusTotal` serving recorded responses (and extra ``routes``);
+  :class:`FakeGTI` answers as VirusTotal does for a Google Threat Intelligence key
+  (relationships in the lookup, their pages, ``gti_assessment``, licences);
 - the pytest fixtures ``vtf_app``, ``vtf_fake_vt`` and ``vtf_enrich``
   (:mod:`vtframework.testing.pytest_plugin`, installed with vtframework);
 - :func:`default_vcr_config`: cassette settings that scrub the ``x-apikey`` header;
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 _LAZY: dict[str, str] = {
     "FakeClock": "vtframework.testing.clock",
+    "FakeGTI": "vtframework.testing.fakegti",
     "FakeVirusTotal": "vtframework.testing.fakevt",
     "MemoryOpenCTI": "vtframework.testing.importing",
     "import_offline": "vtframework.testing.importing",
@@ -59,6 +62,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from vtframework.testing.clock import FakeClock
+    from vtframework.testing.fakegti import FakeGTI
     from vtframework.testing.fakevt import FakeVirusTotal, RecordedRequest
     from vtframework.testing.importing import MemoryOpenCTI, import_offline
     from vtframework.testing.plugins import RECORDINGS_DIR, enrich_offline, offline_client, plugin_app, plugin_name

@@ -400,7 +400,7 @@ class FakeVirusTotal(LocalServer):
             status, doc = self.hunting.answer(h.command, api_path, query)
             return h.send(status, b"" if doc is None else json.dumps(doc, indent=4).encode())
         if h.command == "GET":
-            return self._serve_get(h, api_path)
+            return self._serve_get(h, api_path, query)
         return h.send(404, _envelope("NotFoundError", f"Resource not found: {h.command} {api_path}"))
 
     def _check_key(self, h: "_Handler") -> int | None:
@@ -455,7 +455,7 @@ class FakeVirusTotal(LocalServer):
         h.hang_up(reset=True)
         return 0
 
-    def _serve_get(self, h: "_Handler", api_path: str) -> int:
+    def _serve_get(self, h: "_Handler", api_path: str, query: str = "") -> int:
         parts = api_path.strip("/").split("/")
         if len(parts) == 3 and parts[0] == "files" and parts[2] in ("download", "download_url"):
             return self._serve_download_link(h, parts[1].lower(), parts[2])

@@ -14,7 +14,9 @@ from vtframework.testing.stix import assert_valid_bundle
 #: Object types the factory stamps with ``created_by_ref`` (SCOs carry ``x_opencti_created_by_ref``).
 STAMPED_SDO_TYPES = ("note", "indicator", "relationship", "sighting", "incident")
 #: Shared reference entities: never marked with the enriched observable's markings.
-SHARED_TYPES = ("location", "autonomous-system", "malware", "attack-pattern")
+SHARED_TYPES = (
+    "location", "autonomous-system", "malware", "attack-pattern", "intrusion-set", "campaign", "report", "identity",
+)
 
 
 def _objects(result: EnrichmentResult | Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
