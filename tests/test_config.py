@@ -350,3 +350,12 @@ def test_config_masks_the_password_of_every_url(tmp_path):
     assert "redis://cache-user:***@redis.internal:6379/0" in done.stdout
     assert "https://admin:***@opencti.internal" in done.stdout
     assert "s3cr3t-pw" not in done.stdout + done.stderr and "0pencti-pw" not in done.stdout + done.stderr
+
+
+def test_the_x_tool_header_names_the_integration_as_google_asks():
+    """org.product.major.minor: without an x-tool header VirusTotal leaves GTI's attributes out."""
+    import re
+
+    from vtframework.host.services import client_config
+
+    assert re.fullmatch(r"vtframework\.opencti\.\d+\.\d+", client_config(app(preset="virustotal")).tool)

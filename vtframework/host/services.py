@@ -6,7 +6,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from vtframework import __name__ as _package
 from vtframework.errors import ConfigError
 from vtframework.host.app import App
 from vtframework.policy.egress import EgressPolicy
@@ -31,6 +30,23 @@ def egress_policy(app: App) -> EgressPolicy:
                           key="virustotal.marking_map") from None
 
 
+def tool_name() -> str:
+    """The ``x-tool`` value: Google asks integrations for ``org.product.major.minor``.
+
+    Without an ``x-tool`` header VirusTotal leaves Google Threat Intelligence's
+    attributes (``gti_assessment``) out of its answers.
+    """
+    from importlib import metadata
+
+    try:
+        version = metadata.version("vtframework")
+    except metadata.PackageNotFoundError:
+        version = "0.0"
+    major, _, rest = version.partition(".")
+    minor = rest.partition(".")[0] or "0"
+    return f"vtframework.opencti.{major}.{minor}"
+
+
 def client_config(app: App, **overrides: Any) -> ClientConfig:
     settings = app.settings
     values: dict[str, Any] = dict(
@@ -48,7 +64,7 @@ def client_config(app: App, **overrides: Any) -> ClientConfig:
         cache_ttl=settings["virustotal.cache_ttl"],
         not_found_ttl=settings["virustotal.not_found_ttl"],
         detect_quota=settings["virustotal.detect_quota"],
-        tool=f"{_package} {settings['connector.id'] or ''}".strip(),
+        tool=tool_name(),
         key_setting=app.api_key_env,
         egress=egress_policy(app),
         # Every request about an observable must be made inside its scope: no way around the policy.

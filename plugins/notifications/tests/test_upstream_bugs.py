@@ -101,6 +101,29 @@ def test_2_c2_infrastructure_comes_from_the_file_object_itself(harness, vt):
     assert {r.path for r in vt.requests} <= {STREAM, f"/api/v3/intelligence/hunting_rulesets/{alert_ruleset(vt)}"}
 
 
+def test_2_the_malware_configuration_plugin_reads_the_real_orcusrat_configuration(harness, vt):
+    """The preset's own malware-configuration plugin, on a real file object whose configuration holds C2s."""
+    orcus = "6b60666d6ace3a450d54fe7b915c46632172ca0d4127d87873f0c111560e66cb"
+    harness.notify(vt.recorded("files", orcus), foreign(vt), "CyberGate")
+
+    outcome = harness.run(VIRUSTOTAL_LIVEHUNT_NOTIFICATIONS_GET_MALWARE_CONFIG="true")
+
+    assert not outcome.failed, outcome.message
+    (malware,) = harness.objects("malware")
+    assert (malware["name"], malware["is_family"]) == ("orcusrat", True)
+    c2 = {(o["type"], o["value"]): o for o in [*harness.objects("domain-name"), *harness.objects("ipv4-addr")]}
+    # The hosts and the address of its configuration; its version strings, paths and mutex are not addresses.
+    assert set(c2) == {("domain-name", "15288.client.sudorat.top"), ("domain-name", "15288.client.sudorat.ru"),
+                       ("ipv4-addr", "31.44.184.52")}
+    links = {(r["relationship_type"], r["source_ref"], r["target_ref"]) for r in harness.objects("relationship")}
+    for sco in c2.values():
+        assert ("communicates-with", malware["id"], sco["id"]) in links
+    indicates = [i for (kind, i, target) in links if kind == "indicates" and target == malware["id"]]
+    assert len(indicates) == 3  # one Indicator per C2 address indicates the family
+    # Read from the notification's own file object: no request for the file, none to behaviour endpoints.
+    assert {r.path for r in vt.requests} <= {STREAM, f"/api/v3/intelligence/hunting_rulesets/{alert_ruleset(vt)}"}
+
+
 def alert_ruleset(vt):
     (ruleset_id,) = vt.hunting_rulesets
     return ruleset_id
