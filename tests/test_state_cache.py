@@ -213,3 +213,37 @@ def test_the_cache_cap_is_a_setting(tmp_path):
     store = open_app_state(app)
     assert isinstance(store, SQLiteState) and store.cache_max_bytes == 3 << 20
     store.close()
+
+
+def test_every_cache_query_is_served_by_an_index(tmp_path):
+    """Work per read and write independent of the cache's size: no statement scans the table."""
+    store = SQLiteState(str(tmp_path / "state.sqlite3"), cache_max_bytes=4000)
+    store.cache_set("old", ANSWER, ttl=60, now=NOON)
+    statements = []
+    store._conn().set_trace_callback(statements.append)
+    store.cache_set("k", ANSWER, ttl=60, now=NOON)  # evicts "old"
+    store.cache_get("k", NOON + TOUCH_EVERY + 1)
+    store.cache_get("k", NOON + 3600)
+    store.cache_bytes()
+    store._conn().set_trace_callback(None)
+    assert store.cache_get("old", NOON) is None
+    queries = [s for s in statements if s.split()[0] in ("SELECT", "INSERT", "UPDATE", "DELETE")]
+    assert len(queries) >= 6 and any("ORDER BY used_at" in sql for sql in queries)
+    for sql in queries:
+        plan = " / ".join(row[3] for row in store._conn().execute(f"EXPLAIN QUERY PLAN {sql}"))
+        scans = [step for step in plan.split(" / ") if step.startswith("SCAN") and "USING" not in step]
+        assert not scans, f"{sql!r} scans a table: {plan}"
+    store.close()
+
+
+@pytest.mark.services
+def test_redis_stores_large_entries_compressed_and_reads_older_ones(redis_state):
+    redis_state.cache_set("ip", ANSWER, ttl=60, now=NOON)
+    raw = redis_state._redis.get(f"{redis_state.prefix}cache:ip")
+    assert raw[:1] == b"\x78" and len(raw) * 4 < len(json.dumps(ANSWER))
+    assert 0 < redis_state._redis.pttl(f"{redis_state.prefix}cache:ip") <= 60_000
+    assert redis_state.cache_get("ip", NOON + 1) == ANSWER
+    # An entry as earlier versions wrote it: plain JSON.
+    old = json.dumps({"value": {"data": {"id": "old"}}, "expires_at": NOON + 60})
+    redis_state._redis.set(f"{redis_state.prefix}cache:old", old)
+    assert redis_state.cache_get("old", NOON) == {"data": {"id": "old"}}
