@@ -229,6 +229,9 @@ class SQLiteState(StateStore):
                 self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
             )
             try:
+                # For a new file only (an existing one keeps its pages): a compressed answer (about
+                # 2 KB) fills a 4 KB page alone, three share an 8 KB one; the file takes ~1.3x the cache.
+                conn.execute(f"PRAGMA page_size = {_PAGE_SIZE}")
                 conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = NORMAL")
@@ -401,6 +404,8 @@ class _Transaction:
                 raise
 
 
+#: Page size of new state files, in bytes.
+_PAGE_SIZE = 8192
 #: Largest WAL file kept after a checkpoint, in bytes.
 _WAL_LIMIT = 16 << 20
 #: :func:`_size` in SQL, for the rows a migration finds.
