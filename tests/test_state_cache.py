@@ -221,14 +221,16 @@ def test_every_cache_query_is_served_by_an_index(tmp_path):
     store.cache_set("old", ANSWER, ttl=60, now=NOON)
     statements = []
     store._conn().set_trace_callback(statements.append)
-    store.cache_set("k", ANSWER, ttl=60, now=NOON)  # evicts "old"
+    store.cache_set("k", ANSWER, ttl=7200, now=NOON)  # evicts "old"
     store.cache_get("k", NOON + TOUCH_EVERY + 1)
     store.cache_get("k", NOON + 3600)
+    store.cache_set("k2", {"small": True}, ttl=60, now=NOON + 2)  # records the read's use
     store.cache_bytes()
     store._conn().set_trace_callback(None)
     assert store.cache_get("old", NOON) is None
     queries = [s for s in statements if s.split()[0] in ("SELECT", "INSERT", "UPDATE", "DELETE")]
-    assert len(queries) >= 6 and any("ORDER BY used_at" in sql for sql in queries)
+    assert len(queries) >= 8 and any("ORDER BY used_at" in sql for sql in queries)
+    assert any(sql.startswith("UPDATE cache SET used_at") for sql in queries)
     for sql in queries:
         plan = " / ".join(row[3] for row in store._conn().execute(f"EXPLAIN QUERY PLAN {sql}"))
         scans = [step for step in plan.split(" / ") if step.startswith("SCAN") and "USING" not in step]
@@ -247,3 +249,19 @@ def test_redis_stores_large_entries_compressed_and_reads_older_ones(redis_state)
     old = json.dumps({"value": {"data": {"id": "old"}}, "expires_at": NOON + 60})
     redis_state._redis.set(f"{redis_state.prefix}cache:old", old)
     assert redis_state.cache_get("old", NOON) == {"data": {"id": "old"}}
+
+
+def test_reads_record_their_use_in_batches_and_at_close(tmp_path):
+    path = str(tmp_path / "state.sqlite3")
+    store = SQLiteState(path)
+    for i in range(70):
+        store.cache_set(f"k{i}", {"i": i}, ttl=DAY, now=NOON)
+    later = NOON + TOUCH_EVERY + 1
+    for i in range(63):
+        assert store.cache_get(f"k{i}", later) == {"i": i}
+    assert rows(path, f"SELECT COUNT(*) FROM cache WHERE used_at = {later!r}") == [(0,)]
+    store.cache_get("k63", later)  # the 64th read records them all
+    assert rows(path, f"SELECT COUNT(*) FROM cache WHERE used_at = {later!r}") == [(64,)]
+    store.cache_get("k64", later + 1)
+    store.close()
+    assert rows(path, "SELECT key FROM cache WHERE used_at > " + repr(later)) == [("k64",)]

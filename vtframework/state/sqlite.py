@@ -46,6 +46,8 @@ _EVICT_BATCH = 256
 #: A read records its time as the entry's last use only when the last record is older than this
 #: (seconds): most reads stay reads, and the order of eviction is exact to the minute.
 TOUCH_EVERY = 60.0
+#: Reads whose last uses are recorded together (with the next write at the latest).
+_TOUCH_BATCH = 64
 #: SQLite's words for a file that is not (or no longer) a readable database.
 _CORRUPT = ("file is not a database", "database disk image is malformed", "malformed database schema")
 _WHAT_IT_HOLDS = "it holds the response cache, the quota counters and the Livehunt map (recoverable from VirusTotal)"
@@ -62,7 +64,8 @@ class SQLiteState(StateStore):
 
     The response cache is bounded: each write removes a few expired entries
     (by an index on their expiry time) and, while the cache holds more than
-    ``cache_max_bytes``, the least recently used ones. The size is a running
+    ``cache_max_bytes``, the least recently used ones (reads note their use,
+    written with the next write or after 64 reads). The size is a running
     sum kept by triggers, so no write counts the whole table. Large values are
     stored compressed.
 
@@ -83,6 +86,8 @@ class SQLiteState(StateStore):
         self._busy_timeout = busy_timeout
         self._db: sqlite3.Connection | None = None
         self._pid = os.getpid()
+        #: Last uses that reads noted and the next write records (key: time); at most _TOUCH_BATCH.
+        self._touched: dict[str, float] = {}
         # Reentrant: a transaction runs its statements while holding it.
         self._lock = threading.RLock()
         #: Where a corrupt file was moved to, when it was.
@@ -263,8 +268,21 @@ class SQLiteState(StateStore):
             if row is None:
                 return None
             if row[1] < now - TOUCH_EVERY:
-                db.execute("UPDATE cache SET used_at = ? WHERE key = ?", (now, key))
+                # Recorded with the next write (or a batch of reads): one commit for many reads.
+                self._touched[key] = now
+                if len(self._touched) >= _TOUCH_BATCH:
+                    with _Transaction(db):
+                        self._record_touches(db)
         return unpack_value(row[0])
+
+    def _record_touches(self, db: sqlite3.Connection) -> None:
+        """Write the last uses reads noted; call inside a write transaction."""
+        touched, self._touched = self._touched, {}
+        if touched:
+            db.executemany(
+                "UPDATE cache SET used_at = MAX(used_at, ?) WHERE key = ?",
+                [(when, key) for key, when in touched.items()],
+            )
 
     def cache_set(self, key: str, value: dict[str, Any], ttl: float, now: float) -> None:
         stored = pack_value(value)
@@ -276,6 +294,7 @@ class SQLiteState(StateStore):
                 log.debug("an answer of %d bytes is not cached: the cache is capped at %d bytes",
                           size, self.cache_max_bytes)
                 return
+            self._record_touches(db)
             db.execute(
                 "INSERT INTO cache (key, value, expires_at, used_at, size) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at, "
@@ -356,7 +375,13 @@ class SQLiteState(StateStore):
             return 0.0
 
     def close(self) -> None:
-        """Close the connection; a later use opens a new one."""
+        """Record the last uses reads noted and close the connection; a later use opens a new one."""
+        with self._lock:
+            if self._touched and self._db is not None and self._pid == os.getpid():
+                # Only the order of eviction depends on them: a failure here loses nothing else.
+                with contextlib.suppress(sqlite3.Error), _Transaction(self._db) as db:
+                    self._record_touches(db)
+            self._touched = {}
         self._drop_connection()
 
     def _drop_connection(self) -> None:
