@@ -233,7 +233,7 @@ def test_every_cache_query_is_served_by_an_index(tmp_path):
     assert any(sql.startswith("UPDATE cache SET used_at") for sql in queries)
     for sql in queries:
         plan = " / ".join(row[3] for row in store._conn().execute(f"EXPLAIN QUERY PLAN {sql}"))
-        scans = [step for step in plan.split(" / ") if step.startswith("SCAN") and "USING" not in step]
+        scans = [step for step in plan.split(" / ") if step.startswith("SCAN cache") and "USING" not in step]
         assert not scans, f"{sql!r} scans a table: {plan}"
     store.close()
 
@@ -265,3 +265,43 @@ def test_reads_record_their_use_in_batches_and_at_close(tmp_path):
     store.cache_get("k64", later + 1)
     store.close()
     assert rows(path, "SELECT key FROM cache WHERE used_at > " + repr(later)) == [("k64",)]
+
+
+def test_two_stores_on_one_file_keep_one_running_size(tmp_path):
+    """Replicas sharing a state file: each one's writes count against the same cap."""
+    path = str(tmp_path / "state.sqlite3")
+    first = SQLiteState(path, cache_max_bytes=60_000)
+    second = SQLiteState(path, cache_max_bytes=60_000)
+    for i in range(60):
+        (first if i % 2 else second).cache_set(f"k{i}", noise(i), ttl=DAY, now=NOON + i)
+        assert first.cache_bytes() == second.cache_bytes() <= 60_000
+    assert second.cache_get("k59", NOON + 60)["i"] == 59 and first.cache_get("k58", NOON + 60)["i"] == 58
+    assert first.cache_bytes() == rows(path, "SELECT SUM(size) FROM cache")[0][0]
+    first.close()
+    second.close()
+
+
+def test_a_lower_cap_applies_at_the_next_write(tmp_path):
+    path = str(tmp_path / "state.sqlite3")
+    roomy = SQLiteState(path, cache_max_bytes=1 << 30)
+    for i in range(300):
+        roomy.cache_set(f"k{i}", noise(i), ttl=DAY, now=NOON + i)
+    roomy.close()
+    tight = SQLiteState(path, cache_max_bytes=20_000)
+    assert tight.cache_bytes() > 15 * 20_000
+    tight.cache_set("new", {"i": -1}, ttl=DAY, now=NOON + 400)
+    assert 20_000 - 2000 < tight.cache_bytes() <= 20_000  # just the oldest went
+    assert tight.cache_get("new", NOON + 400) == {"i": -1} and tight.cache_get("k299", NOON + 400)["i"] == 299
+    assert tight.cache_get("k0", NOON + 400) is None
+    tight.close()
+
+
+def test_a_lost_size_row_is_counted_again(tmp_path):
+    path = str(tmp_path / "state.sqlite3")
+    store = SQLiteState(path)
+    store.cache_set("k", ANSWER, ttl=60, now=NOON)
+    with sqlite3.connect(path) as conn:
+        conn.execute("DELETE FROM cache_size")
+    store.cache_set("k2", {"i": 2}, ttl=60, now=NOON)
+    assert store.cache_bytes() == rows(path, "SELECT SUM(size) FROM cache")[0][0] > 2000
+    store.close()

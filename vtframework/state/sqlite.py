@@ -41,7 +41,7 @@ _OLD_CACHE_COLUMNS = ("key", "value", "expires_at")
 _ROW_OVERHEAD = 64
 #: Expired entries removed per write: more than one, so expired entries never pile up.
 _EXPIRED_PER_WRITE = 16
-#: Most least recently used entries removed at a time while the cache is over its cap.
+#: Most least recently used entries read at a time while the cache is over its cap.
 _EVICT_BATCH = 256
 #: A read records its time as the entry's last use only when the last record is older than this
 #: (seconds): most reads stay reads, and the order of eviction is exact to the minute.
@@ -311,23 +311,19 @@ class SQLiteState(StateStore):
 
     def _evict(self, db: sqlite3.Connection, keep: str) -> None:
         """Remove the least recently used entries (never ``keep``) until the cache is within its cap."""
-        # One entry at a time makes room for one new entry; a larger excess (a cap just lowered)
-        # is removed in batches that double, so no more than twice what was needed goes.
-        batch = 1
-        while db.execute("SELECT bytes FROM cache_size WHERE id = 0").fetchone()[0] > self.cache_max_bytes:
-            removed = db.execute(
-                "DELETE FROM cache WHERE rowid IN "
-                "(SELECT rowid FROM cache WHERE key != ? ORDER BY used_at LIMIT ?)",
-                (keep, batch),
-            ).rowcount
+        # Of the oldest entries (read by the index, at most _EVICT_BATCH at a time), just those whose
+        # sizes add up to the excess: a full cache loses one entry per new one, a lowered cap its excess.
+        batch = 8  # enough for one new entry in a full cache; a larger excess reads more at a time
+        while (excess := _cache_size(db) - self.cache_max_bytes) > 0:
+            removed = db.execute(_EVICT_SQL, (keep, batch, excess)).rowcount
             if not removed:
                 return
-            batch = min(batch * 2, _EVICT_BATCH)
+            batch = _EVICT_BATCH
 
     def cache_bytes(self) -> int:
         """What the cached entries take, as counted against the cap."""
-        with self._read() as db:
-            return int(db.execute("SELECT bytes FROM cache_size WHERE id = 0").fetchone()[0])
+        with self._guarded("read"), self._tx() as db:
+            return _cache_size(db)
 
     def kv_get(self, ns: str, key: str) -> Any | None:
         with self._read() as db:
@@ -399,6 +395,15 @@ def _columns(conn: sqlite3.Connection, table: str) -> tuple[str, ...]:
     return tuple(row[1] for row in conn.execute(f"PRAGMA table_info({table})"))
 
 
+def _cache_size(db: sqlite3.Connection) -> int:
+    """The running size of the cache; call inside a write transaction."""
+    row = db.execute("SELECT bytes FROM cache_size WHERE id = 0").fetchone()
+    if row is None:  # the row was deleted behind our back: count once more
+        db.execute(_COUNT_CACHE_SIZE)
+        row = db.execute("SELECT bytes FROM cache_size WHERE id = 0").fetchone()
+    return int(row[0])
+
+
 def _size(key: str, stored: str | bytes) -> int:
     """What an entry counts against the cap (as :data:`_SIZE_SQL` computes it in the file)."""
     raw = stored.encode("utf-8") if isinstance(stored, str) else stored
@@ -436,6 +441,14 @@ _WAL_LIMIT = 16 << 20
 #: :func:`_size` in SQL, for the rows a migration finds.
 _SIZE_SQL = f"2 * length(CAST({{key}} AS BLOB)) + length(CAST({{value}} AS BLOB)) + {_ROW_OVERHEAD}"
 
+_EVICT_SQL = (
+    "DELETE FROM cache WHERE rowid IN (SELECT id FROM ("
+    " SELECT id, size, SUM(size) OVER (ORDER BY used_at, id) AS upto FROM ("
+    "  SELECT rowid AS id, size, used_at FROM cache WHERE key != ? ORDER BY used_at LIMIT ?))"
+    " WHERE upto - size < ?)"
+)
+_COUNT_CACHE_SIZE = "INSERT OR IGNORE INTO cache_size (id, bytes) SELECT 0, COALESCE(SUM(size), 0) FROM cache"
+
 # A value is JSON text, or zlib-compressed JSON in a BLOB (SQLite keeps either in any column).
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at REAL NOT NULL, "
@@ -444,7 +457,7 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS cache_used_at ON cache (used_at)",
     # The running size of the cache, kept by triggers so that it can never drift from the rows.
     "CREATE TABLE IF NOT EXISTS cache_size (id INTEGER PRIMARY KEY CHECK (id = 0), bytes INTEGER NOT NULL)",
-    "INSERT OR IGNORE INTO cache_size (id, bytes) SELECT 0, COALESCE(SUM(size), 0) FROM cache",
+    _COUNT_CACHE_SIZE,
     "CREATE TRIGGER IF NOT EXISTS cache_size_insert AFTER INSERT ON cache "
     "BEGIN UPDATE cache_size SET bytes = bytes + NEW.size WHERE id = 0; END",
     "CREATE TRIGGER IF NOT EXISTS cache_size_update AFTER UPDATE OF size ON cache "
