@@ -96,8 +96,8 @@ def test_a_state_with_another_schema_stops_before_any_request(tmp_path, fake):
     assert done.returncode == 2
     assert one_line(done) == (
         f"vtframework: the state file {state / 'vtframework.sqlite3'} was not written by vtframework: its table "
-        "cache has the columns url, body, not key, value, expires_at; move it away or set VTF_STATE_DIR to "
-        "another directory"
+        "cache has the columns url, body, not key, value, expires_at, used_at, size; move it away or set "
+        "VTF_STATE_DIR to another directory"
     )
     assert fake.requests == []
 

@@ -140,6 +140,13 @@ CORE_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("vtf.config_file", "path", None, "config.yml to read (default: config.yml in the working directory)."),
     ConfigKey("vtf.state_dir", "path", ".vtframework", "Directory of the embedded state (cache, quota, livehunt map)."),
     ConfigKey("vtf.redis_url", "str", None, "Redis URL to share cache, quota and state between replicas."),
+    ConfigKey(
+        "vtf.cache_max_mb",
+        "int",
+        512,
+        "Most megabytes the SQLite response cache keeps; the least recently used answers go first.",
+        minimum=1,
+    ),
     ConfigKey("vtf.plugins", "list", None, "Only load these plugins (comma-separated names)."),
     ConfigKey("vtf.disable_plugins", "list", [], "Never load these plugins (comma-separated names)."),
     ConfigKey("vtf.strict_plugins", "bool", False, "Make a failing plugin fatal (for plugin authors)."),

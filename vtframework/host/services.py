@@ -18,7 +18,8 @@ log = logging.getLogger("vtframework")
 def open_app_state(app: App, state_dir: str | Path | None = None) -> StateStore:
     """The embedded SQLite state under ``VTF_STATE_DIR``, or Redis when ``VTF_REDIS_URL`` is set."""
     directory = Path(state_dir or app.settings["vtf.state_dir"])
-    return open_state(str(directory), app.settings["vtf.redis_url"])
+    cap = app.settings["vtf.cache_max_mb"] << 20
+    return open_state(str(directory), app.settings["vtf.redis_url"], cache_max_bytes=cap)
 
 
 def egress_policy(app: App) -> EgressPolicy:

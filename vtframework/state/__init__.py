@@ -8,15 +8,25 @@ from __future__ import annotations
 
 import os
 
-from vtframework.state.base import DAY, StateError, StateStore, redact_url, seconds_until_utc_midnight
+from vtframework.state.base import (
+    DAY,
+    DEFAULT_CACHE_MAX_BYTES,
+    StateError,
+    StateStore,
+    redact_url,
+    seconds_until_utc_midnight,
+)
 from vtframework.state.sqlite import SQLiteState
 
 #: File name of the embedded state inside the state directory.
 SQLITE_FILENAME = "vtframework.sqlite3"
 
 
-def open_state(state_dir: str, redis_url: str | None = None) -> StateStore:
-    """Redis when ``redis_url`` is set, otherwise the SQLite file under ``state_dir``."""
+def open_state(
+    state_dir: str, redis_url: str | None = None, cache_max_bytes: int = DEFAULT_CACHE_MAX_BYTES
+) -> StateStore:
+    """Redis when ``redis_url`` is set, otherwise the SQLite file under ``state_dir``, its response
+    cache capped at ``cache_max_bytes`` (Redis is capped by its own ``maxmemory``)."""
     if redis_url:
         from vtframework.state.redis_store import RedisState  # only Redis users need the client
 
@@ -33,7 +43,7 @@ def open_state(state_dir: str, redis_url: str | None = None) -> StateStore:
             f"cannot create the state directory {state_dir} ({exc.strerror or exc}); "
             "set VTF_STATE_DIR to a writable directory"
         ) from None
-    return SQLiteState(os.path.join(state_dir, SQLITE_FILENAME))
+    return SQLiteState(os.path.join(state_dir, SQLITE_FILENAME), cache_max_bytes=cache_max_bytes)
 
 
 def __getattr__(name: str):
@@ -46,6 +56,6 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "DAY", "SQLITE_FILENAME", "RedisState", "SQLiteState", "StateError", "StateStore", "open_state", "redact_url",
+    "DAY", "DEFAULT_CACHE_MAX_BYTES", "SQLITE_FILENAME", "RedisState", "SQLiteState", "StateError", "StateStore", "open_state", "redact_url",
     "seconds_until_utc_midnight",
 ]

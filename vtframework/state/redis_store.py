@@ -8,7 +8,15 @@ import uuid
 from typing import Any, Iterator
 
 from vtframework.errors import ConfigError
-from vtframework.state.base import DAY, StateError, StateStore, redact_url, seconds_until_utc_midnight
+from vtframework.state.base import (
+    DAY,
+    StateError,
+    StateStore,
+    pack_value,
+    redact_url,
+    seconds_until_utc_midnight,
+    unpack_value,
+)
 
 # Atomic on the Redis server, so replicas cannot both take the last slot.
 # Numbers go back as strings: Lua numbers returned to Redis are truncated to integers.
@@ -40,7 +48,14 @@ class RedisState(StateStore):
     """State in Redis, shared by every replica pointing at the same server.
 
     Keys live under ``vtf:``. Cache entries carry their own expiry time so a
-    caller's clock decides freshness; Redis' own expiry only reclaims memory.
+    caller's clock decides freshness; Redis' own expiry (each entry's TTL)
+    reclaims their memory. Large entries are stored compressed.
+
+    The cache's size is Redis's to cap (``maxmemory`` with ``maxmemory-policy
+    volatile-lru``): Redis tracks each key's last use itself, at no cost to
+    us, and evicts only keys that expire anyway, never the livehunt map, which
+    has no expiry. Bookkeeping of our own beside it could only drift from
+    what Redis holds.
     """
 
     def __init__(self, url: str, prefix: str = "vtf:") -> None:
@@ -73,21 +88,21 @@ class RedisState(StateStore):
     def cache_get(self, key: str, now: float) -> dict[str, Any] | None:
         with self._guarded("read"):
             raw = self._redis.get(f"{self.prefix}cache:{key}")
-        entry = _loads(raw)
+        entry = unpack_value(raw)
         # An entry another program (or version) wrote in our key space is as good as absent.
         if not isinstance(entry, dict) or not isinstance(entry.get("expires_at"), (int, float)):
             return None
         return entry.get("value") if entry["expires_at"] > now else None
 
     def cache_set(self, key: str, value: dict[str, Any], ttl: float, now: float) -> None:
-        entry = json.dumps({"value": value, "expires_at": now + ttl})
+        entry = pack_value({"value": value, "expires_at": now + ttl})
         with self._guarded("write"):
             self._redis.set(f"{self.prefix}cache:{key}", entry, px=max(1, int(ttl * 1000)))
 
     def kv_get(self, ns: str, key: str) -> Any | None:
         with self._guarded("read"):
             raw = self._redis.hget(f"{self.prefix}kv:{ns}", key)
-        return _loads(raw)
+        return unpack_value(raw)
 
     def kv_set(self, ns: str, key: str, value: Any) -> None:
         with self._guarded("write"):
@@ -100,7 +115,7 @@ class RedisState(StateStore):
     def kv_items(self, ns: str) -> dict[str, Any]:
         with self._guarded("read"):
             raw = self._redis.hgetall(f"{self.prefix}kv:{ns}")
-        items = ((k.decode("utf-8", "replace"), _loads(v)) for k, v in raw.items())
+        items = ((k.decode("utf-8", "replace"), unpack_value(v)) for k, v in raw.items())
         return {k: v for k, v in items if v is not None}
 
     def quota_try_acquire(
@@ -115,11 +130,3 @@ class RedisState(StateStore):
     def close(self) -> None:
         self._redis.close()
 
-
-def _loads(raw: bytes | None) -> Any | None:
-    if raw is None:
-        return None
-    try:
-        return json.loads(raw)
-    except (TypeError, ValueError, RecursionError):
-        return None
