@@ -32,13 +32,14 @@ from typing import Any, Callable, Iterator
 import requests
 
 from vtframework.context import StreamContext
-from vtframework.errors import InputError, QuotaExceededError, TooManyRequestsError, VTFrameworkError
+from vtframework.errors import InputError, QuotaExceededError, TooManyRequestsError, VTFrameworkError, format_duration
 from vtframework.host.app import App
 from vtframework.host.services import open_app_state, open_client
 from vtframework.opencti.helper import FATAL, TRANSIENT, failure_reason, start_helper
 from vtframework.opencti.metrics import Metrics
 from vtframework.policy.egress import Marked
 from vtframework.records import StreamEvent
+from vtframework.vt.quota import hold_margin
 
 STREAM_EVENT_TYPES = ("create", "update", "delete", "merge")
 #: State namespace of the queue: stream event id -> the event and its retries.
@@ -406,8 +407,10 @@ class StreamConnector:
         attempts = int(entry.get("attempts") or 0) + 1
         now = time.time()
         if isinstance(error, (QuotaExceededError, TooManyRequestsError)):
-            wait = getattr(error, "retry_after", None) or self.client.limiter.window
-            wait = max(0.05, float(wait))
+            # A whole window, not just until the first slot frees: an event needing two requests in a row
+            # would otherwise spend each single freed slot on its first request, forever.
+            window = float(self.client.limiter.window)
+            wait = max(float(getattr(error, "retry_after", None) or 0.0), window + hold_margin(window))
             self._quota_free_at = now + wait
             reason = "quota"
             self.metrics.stream_quota_wait(wait)
@@ -418,7 +421,7 @@ class StreamConnector:
         self.queue.update(key, entry)
         self.metrics.stream_parked(reason)
         line = (f"parked: {reason} ({error}); {entry['type']} event {entry['id']} of {entry['object']} "
-                f"will retry in {wait:.0f}s")
+                f"will retry in {format_duration(wait) if wait >= 1 else f'{wait:.1f}s'}")
         if attempts == 1:
             self.helper.connector_logger.warning(line, {"event_id": entry["id"]})
         else:
