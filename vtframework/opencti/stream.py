@@ -27,7 +27,7 @@ import logging
 import sys
 import threading
 import time
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import requests
 
@@ -175,9 +175,7 @@ class StreamRefused(VTFrameworkError):
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
-def reconnecting_client(base: type, on_retry: Callable[[int, float, str], None],
-                        on_connected: Callable[[int], None], pauses: tuple[float, ...],
-                        timeout: tuple[float, float]) -> type:
+def reconnecting_client(base: type, watcher: Any, pauses: tuple[float, ...], timeout: tuple[float, float]) -> type:
     """A subclass of pycti's SSE client (``filigran_sseclient.SSEClient``) that does not give up.
 
     The original reconnects after a dropped connection, but an error answer to
@@ -185,6 +183,8 @@ def reconnecting_client(base: type, on_retry: Callable[[int, float, str], None],
     not catch ends pycti's listener, and pycti then ends the process. This one
     tries again after ``pauses`` (the last repeats) and only raises
     :class:`StreamRefused` for answers no retry changes (401, 403, 404...).
+    ``watcher`` is told: ``stream_lost()``, ``stream_retry(attempt, pause, why)``
+    (it pauses), ``stream_connected(connections)``.
     """
 
     class ReconnectingSSEClient(base):  # type: ignore[misc, valid-type]
@@ -195,6 +195,8 @@ def reconnecting_client(base: type, on_retry: Callable[[int, float, str], None],
             super().__init__(url, last_id, **kwargs)
 
         def _connect(self) -> None:
+            if self._connections:
+                watcher.stream_lost()
             failures = 0
             while True:
                 try:
@@ -211,11 +213,11 @@ def reconnecting_client(base: type, on_retry: Callable[[int, float, str], None],
                     why = f"no connection to the live stream ({type(exc).__name__})"
                 else:
                     self._connections += 1
-                    on_connected(self._connections)
+                    watcher.stream_connected(self._connections)
                     return
                 pause = pauses[min(failures, len(pauses) - 1)]
                 failures += 1
-                on_retry(failures, pause, why)
+                watcher.stream_retry(failures, pause, why)
 
         def __next__(self) -> Any:
             while True:
@@ -223,8 +225,7 @@ def reconnecting_client(base: type, on_retry: Callable[[int, float, str], None],
                     return super().__next__()
                 except StreamRefused:
                     raise
-                except OSError as exc:  # a read timeout or reset the original lets through
-                    log.warning("live stream connection lost (%s); reconnecting", type(exc).__name__)
+                except OSError:  # a read timeout or reset the original lets through
                     head, sep, _tail = self.buf.rpartition("\n")
                     self.buf = head + sep
                     self._connect()
@@ -450,20 +451,21 @@ class StreamConnector:
         from pycti.connector import opencti_connector_helper as module
 
         original = module.SSEClient
-        module.SSEClient = reconnecting_client(
-            original, self._retry_stream, self._stream_connected, self.RECONNECT_PAUSES, self.STREAM_TIMEOUT
-        )
+        module.SSEClient = reconnecting_client(original, self, self.RECONNECT_PAUSES, self.STREAM_TIMEOUT)
         try:
             yield
         finally:
             module.SSEClient = original
 
-    def _stream_connected(self, connections: int) -> None:
+    def stream_lost(self) -> None:
+        self.helper.connector_logger.warning("the live stream connection was lost; reconnecting")
+
+    def stream_connected(self, connections: int) -> None:
         if connections > 1:
             self.metrics.stream_reconnect()
             self.helper.connector_logger.info("reconnected to the live stream", {"connections": connections})
 
-    def _retry_stream(self, attempt: int, pause: float, why: str) -> None:
+    def stream_retry(self, attempt: int, pause: float, why: str) -> None:
         self.helper.connector_logger.warning(f"{why}; reconnecting in {pause:g}s (attempt {attempt})")
         self.metrics.stream_reconnect_failure()
         # pycti's watchdog ends a stream silent for 45 s: a listener busy reconnecting is not silent.
