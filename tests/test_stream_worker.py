@@ -13,12 +13,14 @@ import logging
 import sys
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from vtframework import ClientConfig, VTClient, build_app
+from vtframework.opencti.metrics import Metrics
 from vtframework.opencti.stream import LEGACY_PARKED, QUEUE, StreamConnector
 from vtframework.testing import FakeVirusTotal
 from vtframework.vt.quota import SystemClock
@@ -93,6 +95,20 @@ class ThreadRecordingClient:
         return getattr(self.inner, name)
 
 
+class CountingMetrics(Metrics):
+    """Metrics off, but the stream's counts kept for the test to read."""
+
+    def __init__(self):
+        super().__init__(False)
+        self.counts = Counter()
+
+    def stream_parked(self, reason):
+        self.counts[f"parked:{reason}"] += 1
+
+    def stream_quota_wait(self, seconds):
+        self.counts["quota_waits"] += 1
+
+
 def make_app(**env):
     return build_app("virustotal-livehunt", config_file=None, env={
         "CONNECTOR_LIVE_STREAM_ID": "live", "VIRUSTOTAL_LIVEHUNT_NOTIFICATION_EMAILS": "soc@example.com",
@@ -105,7 +121,7 @@ def make_connector(vt, state, clock=None, per_minute=QUOTA):
                           backoff_base=0.01, requests_per_minute=per_minute, requests_per_day=100_000,
                           quota_window=WINDOW, max_quota_wait=0, require_scope=True)
     client = ThreadRecordingClient(VTClient(config, state, clock=clock or RecordingClock()))
-    connector = StreamConnector(app, Helper(), state=state, client=client)
+    connector = StreamConnector(app, Helper(), state=state, client=client, metrics=CountingMetrics())
     connector.RETRY_PAUSES = (0.05,)
     connector.IDLE = 0.2
     return connector
@@ -169,6 +185,7 @@ def test_listener_never_waits_for_quota_and_the_rulesets_match_the_indicators(qu
     assert quota_vt.count("/api/v3/", status=429) == 0, "the worker went over the quota"
     parked = [r for r in caplog.records if r.getMessage().startswith("parked: quota")]
     assert parked and "will retry in" in parked[0].getMessage()
+    assert connector.metrics.counts["parked:quota"] == connector.metrics.counts["quota_waits"] >= len(parked)
     # The final rulesets match the indicators: one each, the newest rule, none for the retired one.
     rules = hunted(quota_vt)
     assert all(len(found) == 1 for found in rules.values())
