@@ -34,6 +34,7 @@ import requests
 from vtframework.context import StreamContext
 from vtframework.errors import InputError, QuotaExceededError, TooManyRequestsError, VTFrameworkError, format_duration
 from vtframework.host.app import App
+from vtframework.host.plugins import log as host_log
 from vtframework.host.services import open_app_state, open_client
 from vtframework.opencti.helper import FATAL, TRANSIENT, failure_reason, start_helper
 from vtframework.opencti.metrics import Metrics
@@ -157,14 +158,30 @@ class _Capture(logging.Handler):
         return text in self.messages or all(part in self.messages for part in text.split("; "))
 
 
+class _ReportedHere(logging.Filter):
+    """Drops the host's warning about a plugin's failure in this thread: the connector reports each one itself
+    ("not handled" or "parked"), once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.thread = threading.get_ident()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # The message is already a string here (secrets are redacted as a record is made): HookFailure's words.
+        return not (record.thread == self.thread and record.levelno == logging.WARNING
+                    and str(record.msg).startswith("plugin ") and " failed in vtf_stream_event: " in str(record.msg))
+
+
 @contextlib.contextmanager
 def _captured(logger: logging.Logger) -> Iterator[_Capture]:
-    capture = _Capture()
+    capture, reported = _Capture(), _ReportedHere()
     logger.addHandler(capture)
+    host_log.addFilter(reported)
     try:
         yield capture
     finally:
         logger.removeHandler(capture)
+        host_log.removeFilter(reported)
 
 
 class StreamRefused(VTFrameworkError):
