@@ -254,3 +254,32 @@ def test_a_rejected_key_stops_the_connector_and_keeps_the_event(store, monkeypat
         connector.drain()
     assert connector.fatal is not None and stopped == [connector.fatal]
     assert [e["object"] for e in store.kv_items(QUEUE).values()] == [data["id"]]
+
+
+@pytest.mark.services
+def test_two_replicas_on_one_shared_queue_make_each_ruleset_once(vt, redis_url, redis_state):
+    """Both replicas' listeners receive every event; they share one Redis state, so one queue."""
+    from vtframework.state import RedisState
+
+    twin_state = RedisState(redis_url, prefix=redis_state.prefix)
+    indicators = [yara_indicator(f"Family {n}", EMOTET if n % 2 else QAKBOT) for n in range(6)]
+    edited = changed(indicators[0], name="Family 0 v2")
+    events = [event("create", data) for data in indicators] + [event("update", edited),
+                                                                event("delete", indicators[1])]
+    replicas = [make_connector(vt, redis_state, per_minute=10_000), make_connector(vt, twin_state, per_minute=10_000)]
+    for replica in replicas:
+        replica.start_worker()
+    try:
+        for stream_event in events:
+            for replica in replicas:
+                replica.process(msg(stream_event))
+        expected = {data["id"] for data in indicators if data is not indicators[1]}
+        wait_until(lambda: set(hunted(vt)) == expected and not redis_state.kv_items(QUEUE), "both replicas")
+    finally:
+        for replica in replicas:
+            replica.stop()
+        twin_state.close()
+    rules = hunted(vt)
+    assert all(len(found) == 1 for found in rules.values()), "a duplicate ruleset"
+    names = sorted(r["attributes"]["name"] for r in vt.hunting_rulesets.values())
+    assert names[0].startswith("Family 0 v2")
