@@ -8,6 +8,7 @@ thread did (requests sent, quota sleeps) instead of timing it.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import sys
@@ -27,9 +28,16 @@ from vtframework.vt.quota import SystemClock
 
 from vtframework_plugins.livehunt.ruleset import indicator_of
 
-# The livehunt plugin's tests build OpenCTI's stream events; these tests use the same.
-sys.path.insert(0, str(Path(__file__).parents[1] / "plugins" / "livehunt" / "tests"))
+# The livehunt plugin's tests build OpenCTI's stream events, and its fixtures give the fake VirusTotal and
+# the state on SQLite and on Redis (``store``); these tests use the same.
+LIVEHUNT_TESTS = Path(__file__).parents[1] / "plugins" / "livehunt" / "tests"
+sys.path.insert(0, str(LIVEHUNT_TESTS))
 from test_livehunt import EMOTET, EMOTET_V2, QAKBOT, changed, event, yara_indicator  # noqa: E402
+
+_spec = importlib.util.spec_from_file_location("livehunt_fixtures", LIVEHUNT_TESTS / "conftest.py")
+_fixtures = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_fixtures)
+store, vt = _fixtures.store, _fixtures.vt
 
 QUOTA = 3
 WINDOW = 0.4
@@ -142,17 +150,6 @@ def hunted(vt):
     for ruleset in vt.hunting_rulesets.values():
         found.setdefault(indicator_of(ruleset["attributes"]["rules"]), []).append(ruleset["attributes"]["rules"])
     return found
-
-
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.services)])
-def store(request):
-    return request.getfixturevalue(f"{request.param}_state")
-
-
-@pytest.fixture
-def vt():
-    with FakeVirusTotal(api_key="test-key") as fake:
-        yield fake
 
 
 @pytest.fixture
