@@ -232,15 +232,15 @@ class Livehunt:
             return self._rejected(indicator, err)
         entry = state_entry(created["id"], wanted, editors=[], version=indicator.version)
         self.state.kv_set(NS, indicator.id, entry)
+        # Said as soon as it is true: a request below may fail (quota) and the retry finds the ruleset made.
+        message = self._done(f"created Livehunt ruleset {created['id']} \"{wanted['name']}\" for {indicator.label}")
         self._share(indicator, entry)
-        message = f"created Livehunt ruleset {created['id']} \"{wanted['name']}\" for {indicator.label}"
         # Another replica may have created one at the same moment: every replica keeps the same one.
         found = self.api.marked(indicator.id)
         if len(found) > 1:
-            self._done(message)
             editors = entry["editors"] if found[0]["id"] == created["id"] else []
             return self._adopt(indicator, found, wanted, editors)
-        return self._done(message)
+        return message
 
     def _adopt(
         self,

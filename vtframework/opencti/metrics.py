@@ -22,6 +22,22 @@ class Metrics:
         self.quota_waits = Counter(f"{namespace}_quota_waits", "Times a request waited for quota")
         self.quota_wait_seconds = Counter(f"{namespace}_quota_wait_seconds", "Seconds spent waiting for quota")
         self.failures = Counter(f"{namespace}_failures", "Work that failed, by reason", ["reason"])
+        from prometheus_client import Gauge
+
+        self.stream_parked_events = Counter(
+            f"{namespace}_stream_parked", "Stream events parked to be tried again, by reason", ["reason"]
+        )
+        self.stream_quota_waits = Counter(
+            f"{namespace}_stream_quota_waits", "Times the stream worker paused until the quota freed"
+        )
+        self.stream_quota_wait_seconds = Counter(
+            f"{namespace}_stream_quota_wait_seconds", "Seconds the stream worker paused until the quota freed"
+        )
+        self.stream_reconnects = Counter(f"{namespace}_stream_reconnects", "Reconnections to the live stream")
+        self.stream_reconnect_failures = Counter(
+            f"{namespace}_stream_reconnect_failures", "Attempts to reconnect to the live stream that failed"
+        )
+        self.stream_queue = Gauge(f"{namespace}_stream_queued", "Stream events waiting in the queue")
 
     def client_stats(self, stats: Any) -> None:
         """Add what the client did since the last call."""
@@ -42,3 +58,25 @@ class Metrics:
     def failure(self, reason: str) -> None:
         if self.enabled:
             self.failures.labels(reason=reason).inc()
+
+    # -- the stream connector ------------------------------------------------------
+    def stream_parked(self, reason: str) -> None:
+        if self.enabled:
+            self.stream_parked_events.labels(reason=reason).inc()
+
+    def stream_quota_wait(self, seconds: float) -> None:
+        if self.enabled:
+            self.stream_quota_waits.inc()
+            self.stream_quota_wait_seconds.inc(max(0.0, seconds))
+
+    def stream_reconnect(self) -> None:
+        if self.enabled:
+            self.stream_reconnects.inc()
+
+    def stream_reconnect_failure(self) -> None:
+        if self.enabled:
+            self.stream_reconnect_failures.inc()
+
+    def stream_queued(self, count: int) -> None:
+        if self.enabled:
+            self.stream_queue.set(count)

@@ -10,6 +10,7 @@ import itertools
 import json
 import logging
 import uuid
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -101,7 +102,9 @@ def changed(data, **fields):
     if detection is not None:
         new["extensions"][STIX_EXT_OCTI]["detection"] = detection
     new.update(fields)
-    new["modified"] = f"2024-05-03T09:{next(_edits) % 60:02d}:{next(_edits) % 60:02d}.000Z"
+    # Strictly later than every earlier edit, however many tests ran before (a wrap would make it older).
+    edited = datetime(2024, 5, 3, 9, tzinfo=timezone.utc) + timedelta(seconds=next(_edits))
+    new["modified"] = edited.strftime("%Y-%m-%dT%H:%M:%S.000Z")
     return new
 
 
