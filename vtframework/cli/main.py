@@ -117,6 +117,8 @@ def build_parser(plugin_commands: Sequence[Any] = ()) -> argparse.ArgumentParser
         prog="vtframework",
         description="VirusTotal for OpenCTI: enrichment, sample downloader and Livehunt, "
         "as connectors or from the command line.",
+        epilog="Plugins may add commands: `vtframework plugins` lists the plugins, "
+        "`vtframework COMMAND --help` describes any command.",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output on stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -127,9 +129,17 @@ def build_parser(plugin_commands: Sequence[Any] = ()) -> argparse.ArgumentParser
     return parser
 
 
-def _plugin_commands() -> list[Any]:
-    # Commands contributed by plugins are known only once plugins are loaded;
-    # a broken plugin must not break --help, so failures are ignored here.
+def _plugin_commands(argv: Sequence[str]) -> list[Any]:
+    """The commands plugins add, loaded only when ``argv`` names a command the core does not have.
+
+    Loading plugins imports them all: ``--help`` and the core's commands do
+    without (a core command that needs plugins, such as ``enrich``, loads
+    them once, through its app). A broken plugin must not break the command
+    line, so failures are ignored here.
+    """
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    if command is None or command in CORE:
+        return []
     try:
         return list(build_host().commands.values())
     except PluginError:
@@ -159,7 +169,7 @@ def main(argv: Sequence[str] | None = None, app_factory: Callable[..., App] = bu
         sys.stderr.write(f"vtframework: {exc}\n")
         return EXIT_USAGE
     _load_core_commands()
-    plugin_commands = _plugin_commands()
+    plugin_commands = _plugin_commands(argv)
     parser = build_parser(plugin_commands)
     try:
         args = parser.parse_args(argv)
