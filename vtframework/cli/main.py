@@ -10,16 +10,18 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from vtframework.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 from vtframework.errors import AuthenticationError, ConfigError, PluginError, VTFrameworkError, clean_text
-from vtframework.host.app import App, build_app
-from vtframework.host.config import load_settings
 from vtframework.host.dotenv import load_dotenv_file
-from vtframework.host.plugins import build_host
 from vtframework.host.presets import PRESETS, get_preset
-from vtframework.vt.redaction import redact
+
+if TYPE_CHECKING:
+    from vtframework.host.app import App
+
+# The app, the plugin host, the HTTP client and STIX are imported by the commands that use them, not here:
+# `vtframework --help` must start at once.
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,6 +38,8 @@ def _table(rows: Sequence[Sequence[str]], out: Any) -> None:
 
 # -- vtframework plugins ----------------------------------------------------
 def cmd_plugins(args: argparse.Namespace, app_factory: Callable[..., App]) -> int:
+    from vtframework.host.plugins import build_host
+
     preset = get_preset(args.preset)
     host = build_host(preset_plugins=preset.plugins if preset else None)
     rows = [("NAME", "ORIGIN", "VERSION", "STATUS", "HOOKS")]
@@ -80,6 +84,8 @@ def sample_config(app: App) -> str:
         "# Every key can also be set by its environment variable, which wins over this file.",
         "# Keys left commented out keep their default; secrets are best passed as variables.",
     ]
+    from vtframework.host.config import load_settings
+
     # Defaults only (the preset's over the keys' own): the environment of whoever generates it stays out.
     defaults = load_settings(
         [entry.key for entry in app.settings.entries()], env={}, raw={},
@@ -140,6 +146,8 @@ def _plugin_commands(argv: Sequence[str]) -> list[Any]:
     command = next((arg for arg in argv if not arg.startswith("-")), None)
     if command is None or command in CORE:
         return []
+    from vtframework.host.plugins import build_host
+
     try:
         return list(build_host().commands.values())
     except PluginError:
@@ -160,8 +168,11 @@ def _load_core_commands() -> None:
         CORE[name] = (help_text, configure, run)
 
 
-def main(argv: Sequence[str] | None = None, app_factory: Callable[..., App] = build_app) -> int:
+def main(argv: Sequence[str] | None = None, app_factory: Callable[..., App] | None = None) -> int:
+    """Run the command line; ``app_factory(preset)`` builds the app (``build_app`` unless a test gives another)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if app_factory is None:
+        app_factory = _build_app
     try:
         # Before anything reads the environment: plugins, presets and pycti see the .env too.
         load_dotenv_file(Path.cwd())
@@ -210,7 +221,15 @@ def main(argv: Sequence[str] | None = None, app_factory: Callable[..., App] = bu
         return EXIT_FAILED
 
 
+def _build_app(*args: Any, **kwargs: Any) -> App:
+    from vtframework.host.app import build_app
+
+    return build_app(*args, **kwargs)
+
+
 def _one_line(exc: BaseException) -> str:
+    from vtframework.vt.redaction import redact
+
     return redact(clean_text(exc, 2000))
 
 
