@@ -21,6 +21,8 @@ import json
 from typing import Any, Iterable, Mapping
 
 import stix2
+from stix2.base import _STIXBase
+from stix2.utils import format_datetime
 
 from vtframework.context import STIX_EXT_OCTI_SCO
 from vtframework.stix import opencti_ids as ids
@@ -86,22 +88,96 @@ def note_id(content: str, abstract: str | None, refs: Iterable[str]) -> str:
 
 
 def author() -> stix2.Identity:
-    return stix2.Identity(
-        id=AUTHOR_ID,
-        name="VirusTotal",
-        identity_class="organization",
-        description="VirusTotal",
-        # Fixed dates keep the author byte-identical across runs.
-        created="2020-01-01T00:00:00.000Z",
-        modified="2020-01-01T00:00:00.000Z",
-    )
+    """The VirusTotal identity every object we make is created by (built once: it never changes)."""
+    return _AUTHOR
+
+
+_AUTHOR = stix2.Identity(
+    id=AUTHOR_ID,
+    name="VirusTotal",
+    identity_class="organization",
+    description="VirusTotal",
+    # Fixed dates keep the author byte-identical across runs.
+    created="2020-01-01T00:00:00.000Z",
+    modified="2020-01-01T00:00:00.000Z",
+)
+
+
+def author_dict() -> dict[str, Any]:
+    """:func:`author` as a plain dict, a new one each time (its values are all strings)."""
+    return dict(_AUTHOR_DICT)
 
 
 def to_dict(obj: Any) -> dict[str, Any]:
-    """A stix2 object (or a dict) as a plain JSON-able dict."""
-    if hasattr(obj, "serialize"):
-        return json.loads(obj.serialize())
-    return json.loads(json.dumps(obj, default=str))
+    """A stix2 object (or a dict) as a plain JSON-able dict.
+
+    The same dict as ``json.loads(obj.serialize())`` (a dict: as
+    ``json.loads(json.dumps(obj, default=str))``), built by walking the
+    object instead of writing and reading JSON: stix2's timestamps in its
+    format, optional properties left at their default dropped, tuples as
+    lists, new containers throughout.
+    """
+    if isinstance(obj, _STIXBase):
+        return _stix_plain(obj)
+    return _plain(obj)
+
+
+def _stix_plain(obj: _STIXBase) -> dict[str, Any]:
+    """A stix2 object as its serializer writes it (see ``stix2.serialization.STIXJSONEncoder``)."""
+    defaulted = obj._defaulted_optional_properties
+    return {key: _stix_value(value) for key, value in obj.items() if key not in defaulted}
+
+
+def _stix_value(value: Any) -> Any:
+    if isinstance(value, _STIXBase):
+        return _stix_plain(value)
+    if isinstance(value, (dt.date, dt.datetime)):
+        return format_datetime(value)
+    if isinstance(value, dict):
+        return {_json_key(key): _stix_value(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_stix_value(item) for item in value]
+    return _scalar(value, None)
+
+
+def _plain(value: Any) -> Any:
+    """A value as ``json.loads(json.dumps(value, default=str))`` gives it back."""
+    if isinstance(value, dict):
+        return {_json_key(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return _scalar(value, str)
+
+
+def _scalar(value: Any, default: Any) -> Any:
+    kind = type(value)
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if default is None:  # what stix2's serializer cannot write either
+        raise TypeError(f"Object of type {kind.__name__} is not JSON serializable")
+    return default(value)
+
+
+def _json_key(key: Any) -> str:
+    """A dict key as JSON writes it (``1`` -> ``"1"``, ``True`` -> ``"true"``, ``None`` -> ``"null"``)."""
+    if type(key) is str:
+        return key
+    if isinstance(key, str):
+        return str(key)
+    if key is None or isinstance(key, (bool, int, float)):
+        return json.dumps(key)
+    raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
+
+
+_AUTHOR_DICT = json.loads(_AUTHOR.serialize())
 
 
 class StixFactory:
