@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from vtframework.context import STIX_EXT_OCTI, STIX_EXT_OCTI_SCO
 from vtframework.stix.factory import external_reference, pattern_for

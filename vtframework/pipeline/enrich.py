@@ -12,7 +12,8 @@ import copy
 import json
 import logging
 import uuid
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from vtframework.context import STIX_EXT_OCTI, EnrichmentContext, EnrichmentResult, subject_of
 from vtframework.errors import (
