@@ -13,8 +13,9 @@ an IP; then start-up: CPU of `vtframework --help`, `vtframework plugins` and
 an `enrich` of one cached value, each against `python -c "import stix2"`
 (median of five).
 
-    python benchmarks/scale.py            # 1,000 / 10,000 / 50,000 values
-    python benchmarks/scale.py --quick    # 1,000 / 5,000
+    python benchmarks/scale.py                   # 1,000 / 10,000 / 50,000 values
+    python benchmarks/scale.py --quick           # 1,000 / 5,000
+    python benchmarks/scale.py --cache-ttl 0     # without the response cache: the pipeline alone
 """
 
 from __future__ import annotations
@@ -115,8 +116,9 @@ def yara_files(fake: FakeVirusTotal, count: int) -> list[str]:
     return hashes
 
 
-def child_env(fake: FakeVirusTotal, state_dir: Path) -> dict[str, str]:
-    return {
+def child_env(fake: FakeVirusTotal, state_dir: Path, cache_ttl: int | None = None) -> dict[str, str]:
+    extra = {"VIRUSTOTAL_CACHE_TTL": str(cache_ttl)} if cache_ttl is not None else {}
+    return {**extra,
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(state_dir.parent),
         "VIRUSTOTAL_TOKEN": "scale-benchmark-key", "VIRUSTOTAL_BASE_URL": fake.base_url,
         "VIRUSTOTAL_DETECT_QUOTA": "false", "VIRUSTOTAL_REQUESTS_PER_MINUTE": "10000000",
@@ -166,17 +168,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1,000 and 5,000 values instead of 1k/10k/50k")
     parser.add_argument("--yara-files", type=int, default=200, help="files with a YARA hit (default 200)")
+    parser.add_argument("--cache-ttl", type=int, help="VIRUSTOTAL_CACHE_TTL of the runs (default: its default)")
     args = parser.parse_args()
     sizes = (1_000, 5_000) if args.quick else (1_000, 10_000, 50_000)
     executable = str(Path(sys.executable).with_name("vtframework"))
     with SyntheticVirusTotal(str(RECORDINGS_DIR)) as fake, tempfile.TemporaryDirectory(prefix="vtf-scale-") as tmp:
         workdir = Path(tmp)
+        ttl = "default" if args.cache_ttl is None else args.cache_ttl
+        print(f"VIRUSTOTAL_CACHE_TTL: {ttl}; CPU of the enrich process, imports excluded")
         print(f"{'VALUES':>7} {'CPU ms/obs':>10} {'stix2 ms/obs':>12} {'RATIO':>6} {'PEAK RSS MB':>11} "
               f"{'STATE MB':>8} {'BUNDLE OBJECTS':>14}")
         per_observable = {}
         for size in sizes:
             state = workdir / f"state-{size}"
-            measured = enrich(synthetic_values(size), workdir, child_env(fake, state), f"values-{size}")
+            measured = enrich(synthetic_values(size), workdir, child_env(fake, state, args.cache_ttl), f"values-{size}")
             bound = stix2_bound(measured["output"])
             ms, bound_ms = measured["cpu"] * 1000 / size, bound["cpu"] * 1000 / size
             per_observable[size] = ms
@@ -187,7 +192,7 @@ def main() -> None:
         print(f"CPU per observable at {last:,} vs {first:,} values: {per_observable[last] / per_observable[first]:.2f}x")
 
         files = yara_files(fake, args.yara_files)
-        measured = enrich(files, workdir, child_env(fake, workdir / "state-yara"), "yara")
+        measured = enrich(files, workdir, child_env(fake, workdir / "state-yara", args.cache_ttl), "yara")
         file_ms = measured["cpu"] * 1000 / len(files)
         print(f"files with a crowdsourced YARA hit (one ruleset, {len(files)} files): {file_ms:.2f} ms/file, "
               f"{file_ms / per_observable[first]:.2f}x an IPv4/domain at {first:,} values")

@@ -227,29 +227,61 @@ class SummaryRow:
 HEADER = ("VALUE", "TYPE", "MALICIOUS", "SCORE", "OBJECTS", "VT REQUESTS", "CACHE HIT", "RESULT")
 
 
-def summary_lines(results: Iterable[EnrichmentResult | SummaryRow]) -> Iterator[str]:
-    """The summary table, line by line: a row per value, then what went wrong, then plugins that failed to load."""
-    summaries = [item if isinstance(item, SummaryRow) else SummaryRow.of(item) for item in results]
-    widths = [len(name) for name in HEADER]
-    for summary in summaries:
-        widths = [max(width, len(cell)) for width, cell in zip(widths, summary.cells)]
-    for row in (HEADER, *(summary.cells for summary in summaries)):
-        yield "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
-    load_failures: dict[str, None] = {}
-    for summary in summaries:
-        yield from summary.lines
-        load_failures.update(dict.fromkeys(summary.load_failures))
-    for failure in load_failures:
-        yield f"plugin error: {clean_text(failure, 1000)}"
+class Summary:
+    """The summary table of a run, kept in a temporary file row by row: memory holds its column widths only.
+
+    :meth:`lines` gives the table (a row per value, in the order added), then
+    what went wrong with each, then each plugin that failed to load, once.
+    """
+
+    def __init__(self) -> None:
+        self._spool: IO[str] = tempfile.TemporaryFile("w+", encoding="utf-8", prefix="vtf-summary-")
+        self.widths = [len(name) for name in HEADER]
+        self.all_ok = True
+        self._load_failures: dict[str, None] = {}
+
+    def add(self, item: EnrichmentResult | SummaryRow) -> None:
+        row = item if isinstance(item, SummaryRow) else SummaryRow.of(item)
+        self.widths = [max(width, len(cell)) for width, cell in zip(self.widths, row.cells)]
+        self.all_ok = self.all_ok and row.ok
+        self._load_failures.update(dict.fromkeys(row.load_failures))
+        self._spool.write(json.dumps([row.packed, row.lines]) + "\n")
+
+    def _rows(self) -> Iterator[tuple[str, list[str]]]:
+        self._spool.seek(0)
+        for line in self._spool:
+            packed, lines = json.loads(line)
+            yield packed, lines
+        self._spool.seek(0, os.SEEK_END)
+
+    def lines(self) -> Iterator[str]:
+        def aligned(cells: Iterable[str]) -> str:
+            return "  ".join(cell.ljust(width) for cell, width in zip(cells, self.widths)).rstrip()
+
+        yield aligned(HEADER)
+        for packed, _lines in self._rows():
+            yield aligned(packed.split("\0"))
+        for _packed, lines in self._rows():
+            yield from lines
+        for failure in self._load_failures:
+            yield f"plugin error: {clean_text(failure, 1000)}"
+
+    def write(self, stream: IO[str]) -> None:
+        for line in self.lines():
+            stream.write(line + "\n")
+
+    def close(self) -> None:
+        self._spool.close()
 
 
 def summary_table(results: Iterable[EnrichmentResult | SummaryRow]) -> str:
-    return "\n".join(summary_lines(results))
-
-
-def _write_summary(rows: list[SummaryRow]) -> None:
-    for line in summary_lines(rows):
-        sys.stderr.write(line + "\n")
+    summary = Summary()
+    try:
+        for result in results:
+            summary.add(result)
+        return "\n".join(summary.lines())
+    finally:
+        summary.close()
 
 
 def _outcome(result: EnrichmentResult) -> str:
@@ -317,7 +349,9 @@ def _enrich_all(
     from vtframework.stix.ids import settle_file_id
     from vtframework.stix.observables import from_value
 
-    rows = [SummaryRow.of(result) for result in unreadable]
+    summary = Summary()
+    for failure in unreadable:
+        summary.add(failure)
     progress = Progress(len(values), sys.stderr)
     writer = BundleWriter(args.output)
     try:
@@ -342,15 +376,17 @@ def _enrich_all(
                     progress.step()
                     if result.ok:
                         writer.add(result.objects)
-                    rows.append(SummaryRow.of(result))
+                    summary.add(result)
             if client.key_rejected is not None:
                 # Nothing more can succeed with this key: say so once, not once per value.
                 raise ConfigError(str(client.key_rejected))
         writer.finish()
+        summary.write(sys.stderr)
+        return EXIT_OK if summary.all_ok else EXIT_FAILED
     except OSError as exc:
         if writer.failed is not exc:
             raise
-        _write_summary(rows)
+        summary.write(sys.stderr)
         sys.stderr.write(
             f"vtframework: cannot write the bundle to {args.output} ({exc.strerror or exc}); "
             "any previous file there is unchanged\n"
@@ -358,8 +394,7 @@ def _enrich_all(
         return EXIT_FAILED
     finally:
         writer.discard()
-    _write_summary(rows)
-    return EXIT_OK if all(row.ok for row in rows) else EXIT_FAILED
+        summary.close()
 
 
 def in_order(pool: Executor, work: Callable[[str], Any], items: Iterable[str], *, window: int) -> Iterator[Any]:
