@@ -90,28 +90,28 @@ def country_id(name: str) -> str:
     return opencti_id("location", {**_name(name), "x_opencti_location_type": "Country"})
 
 
+def _timed(data: dict[str, Any], first: tuple[str, Any], second: tuple[str, Any]) -> dict[str, Any]:
+    """``data`` with the first time when given, and the second only with the first (pycti's rule)."""
+    (first_name, first_value), (second_name, second_value) = first, second
+    first_value, second_value = _time(first_value), _time(second_value)
+    if first_value is not None:
+        data[first_name] = first_value
+        if second_value is not None:
+            data[second_name] = second_value
+    return data
+
+
 def relationship_id(
     relationship_type: str, source_ref: str, target_ref: str, start_time: Any = None, stop_time: Any = None
 ) -> str:
-    data: dict[str, Any] = {"relationship_type": relationship_type, "source_ref": source_ref, "target_ref": target_ref}
-    start_time, stop_time = _time(start_time), _time(stop_time)
-    if start_time is not None:
-        data["start_time"] = start_time
-        if stop_time is not None:
-            data["stop_time"] = stop_time
-    return opencti_id("relationship", data)
+    data = {"relationship_type": relationship_type, "source_ref": source_ref, "target_ref": target_ref}
+    return opencti_id("relationship", _timed(data, ("start_time", start_time), ("stop_time", stop_time)))
 
 
 def sighting_id(sighting_of_ref: str, where_sighted_refs: Iterable[str], first_seen: Any = None,
                 last_seen: Any = None) -> str:
-    data: dict[str, Any] = {"type": "sighting", "sighting_of_ref": sighting_of_ref,
-                            "where_sighted_refs": list(where_sighted_refs)}
-    first_seen, last_seen = _time(first_seen), _time(last_seen)
-    if first_seen is not None:
-        data["first_seen"] = first_seen
-        if last_seen is not None:
-            data["last_seen"] = last_seen
-    return opencti_id("sighting", data)
+    data = {"type": "sighting", "sighting_of_ref": sighting_of_ref, "where_sighted_refs": list(where_sighted_refs)}
+    return opencti_id("sighting", _timed(data, ("first_seen", first_seen), ("last_seen", last_seen)))
 
 
 def _value_observable_properties(stix_type: str) -> "OrderedDict[str, Any]":
