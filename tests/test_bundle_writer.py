@@ -68,3 +68,24 @@ def test_stdout_gets_the_same_bundle(capsys):
     writer.discard()
     out = capsys.readouterr().out
     assert [obj["id"] for obj in json.loads(out)["objects"]] == ["identity--1", "note--2", "ipv4-addr--3"]
+
+
+def test_the_summary_past_its_memory_share_is_the_same_table(monkeypatch):
+    import vtframework.cli.enrich as enrich
+    from vtframework.context import EnrichmentResult
+    from vtframework.records import Observable
+
+    results = [
+        EnrichmentResult(Observable(entity_type="IPv4-Addr", value=f"10.0.{i // 256}.{i % 256}", stix={}), i % 7 != 0,
+                         f"failed {i}\nwith a newline", objects=[{}] * (i % 3), summary={"malicious": i, "total": 90},
+                         requests=1, warnings=[f"warning {i}"] if i % 5 == 0 else [])
+        for i in range(600)
+    ]
+    in_memory = enrich.summary_table(results)
+    monkeypatch.setattr(enrich, "SUMMARY_IN_MEMORY", 256)
+    assert enrich.summary_table(results) == in_memory
+    lines = in_memory.splitlines()
+    assert lines[0].split() == ["VALUE", "TYPE", "MALICIOUS", "SCORE", "OBJECTS", "VT", "REQUESTS", "CACHE", "HIT",
+                                "RESULT"]
+    assert len([line for line in lines if line.startswith("failed: ")]) == len([r for r in results if not r.ok])
+    assert "warning: 10.0.0.5: warning 5" in lines and "failed: failed 7 with a newline" in lines

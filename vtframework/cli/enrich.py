@@ -224,18 +224,24 @@ class SummaryRow:
         return cls("\0".join(cells), result.ok, tuple(lines), tuple(load_failures))
 
 
+#: Bytes of summary rows kept in memory before they go to a temporary file.
+SUMMARY_IN_MEMORY = 1 << 20
+
 HEADER = ("VALUE", "TYPE", "MALICIOUS", "SCORE", "OBJECTS", "VT REQUESTS", "CACHE HIT", "RESULT")
 
 
 class Summary:
-    """The summary table of a run, kept in a temporary file row by row: memory holds its column widths only.
+    """The summary table of a run, kept row by row in a temporary file past a MiB: memory holds its column widths.
 
     :meth:`lines` gives the table (a row per value, in the order added), then
     what went wrong with each, then each plugin that failed to load, once.
     """
 
     def __init__(self) -> None:
-        self._spool: IO[str] = tempfile.TemporaryFile("w+", encoding="utf-8", prefix="vtf-summary-")
+        # In memory up to a MiB (a run of a few thousand values never touches the disk), then a file.
+        self._spool: IO[str] = tempfile.SpooledTemporaryFile(  # type: ignore[assignment]
+            max_size=SUMMARY_IN_MEMORY, mode="w+", encoding="utf-8", prefix="vtf-summary-"
+        )
         self.widths = [len(name) for name in HEADER]
         self.all_ok = True
         self._load_failures: dict[str, None] = {}
