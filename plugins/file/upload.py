@@ -7,7 +7,8 @@ and a timeout is a failure that says to enrich again later, never a success.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from vtframework.errors import InputError, VTError
 

@@ -5,25 +5,29 @@ from __future__ import annotations
 import argparse
 import codecs
 import contextlib
+import hashlib
 import json
 import logging
 import os
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+import uuid
+from collections import deque
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Callable, Iterator
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, Callable, Iterable, Iterator, Mapping
 
 from vtframework.cli.common import EXIT_FAILED, EXIT_OK, UsageError
 from vtframework.context import EnrichmentResult
 from vtframework.errors import ConfigError, InputError, clean_text
-from vtframework.host.app import App, with_paid_features
-from vtframework.host.services import open_app_state, open_client
-from vtframework.pipeline.enrich import Pipeline, bundle, failure_message
-from vtframework.policy.tlp import normalize_tlp
 from vtframework.records import Observable
-from vtframework.stix.ids import settle_file_id
-from vtframework.stix.observables import entity_type_name, from_value
+
+if TYPE_CHECKING:
+    from vtframework.host.app import App
+
+# The pipeline, the client and STIX are imported when values are enriched: `vtframework --help` lists this
+# command without paying for them.
 
 log = logging.getLogger("vtframework.cli")
 
@@ -139,6 +143,8 @@ def _replay_server() -> Iterator[str]:
 
 @contextlib.contextmanager
 def _services(app: App, replay: bool) -> Iterator[Any]:
+    from vtframework.host.services import open_app_state, open_client
+
     if not replay:
         app.settings.require(app.preset.api_key_path if app.preset else "virustotal.token",
                              why="to query VirusTotal (or use --replay)")
@@ -176,33 +182,112 @@ class Progress:
             self.stream.flush()
 
 
-def summary_table(results: list[EnrichmentResult]) -> str:
-    header = ("VALUE", "TYPE", "MALICIOUS", "SCORE", "OBJECTS", "VT REQUESTS", "CACHE HIT", "RESULT")
-    rows = [header]
-    for result in results:
+@dataclass(frozen=True, slots=True)
+class SummaryRow:
+    """What the summary table keeps of one result: its cells and its messages, not its objects.
+
+    A run of 50,000 values keeps 50,000 of these: the cells are one string.
+    """
+
+    packed: str
+    ok: bool
+    lines: tuple[str, ...] = ()
+    #: Plugins that failed to load: the same for every value, said once below the table.
+    load_failures: tuple[str, ...] = ()
+
+    @property
+    def cells(self) -> list[str]:
+        return self.packed.split("\0")
+
+    @classmethod
+    def of(cls, result: EnrichmentResult) -> "SummaryRow":
         summary = result.summary
-        # Values come from the user's file, messages partly from VirusTotal: neither may drive the terminal.
+        # Values come from the user's file, messages partly from VirusTotal: neither may drive the terminal
+        # (clean_text also takes out the NUL that separates the cells).
         value = clean_text(result.observable.value, 64)
         detections = f"{summary['malicious']}/{summary['total']}" if "malicious" in summary else "-"
         score = str(summary.get("score", "-")) if result.ok else "-"
         hit = "yes" if result.cache_hits and not result.requests else "no"
-        rows.append((value, clean_text(result.observable.entity_type, 20), detections, clean_text(score, 10),
-                     str(len(result.objects)), str(result.requests), hit, _outcome(result)))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
-    load_failures: dict[str, None] = {}
-    for result in results:
+        cells = (value, clean_text(result.observable.entity_type, 20), clean_text(detections, 20),
+                 clean_text(score, 10), str(len(result.objects)), str(result.requests), hit, _outcome(result))
+        lines: list[str] = []
         if not result.ok:
             lines.append(f"failed: {clean_text(result.message, 1000)}")
         for warning in result.warnings:
             lines.append(f"warning: {clean_text(result.observable.value, 80)}: {clean_text(warning, 1000)}")
+        load_failures: list[str] = []
         for failure in result.plugin_errors:
-            if failure.hook is None:  # the same for every value: said once, below
-                load_failures[str(failure)] = None
+            if failure.hook is None:
+                load_failures.append(str(failure))
             elif result.ok:
                 lines.append(f"plugin error: {clean_text(result.observable.value, 80)}: {clean_text(failure, 1000)}")
-    lines += [f"plugin error: {clean_text(failure, 1000)}" for failure in load_failures]
-    return "\n".join(lines)
+        return cls("\0".join(cells), result.ok, tuple(lines), tuple(load_failures))
+
+
+#: Bytes of summary rows kept in memory before they go to a temporary file.
+SUMMARY_IN_MEMORY = 1 << 20
+
+HEADER = ("VALUE", "TYPE", "MALICIOUS", "SCORE", "OBJECTS", "VT REQUESTS", "CACHE HIT", "RESULT")
+
+
+class Summary:
+    """The summary table of a run, kept row by row in a temporary file past a MiB: memory holds its column widths.
+
+    :meth:`lines` gives the table (a row per value, in the order added), then
+    what went wrong with each, then each plugin that failed to load, once.
+    """
+
+    def __init__(self) -> None:
+        # In memory up to a MiB (a run of a few thousand values never touches the disk), then a file.
+        self._spool: IO[str] = tempfile.SpooledTemporaryFile(  # type: ignore[assignment]
+            max_size=SUMMARY_IN_MEMORY, mode="w+", encoding="utf-8", prefix="vtf-summary-"
+        )
+        self.widths = [len(name) for name in HEADER]
+        self.all_ok = True
+        self._load_failures: dict[str, None] = {}
+
+    def add(self, item: EnrichmentResult | SummaryRow) -> None:
+        row = item if isinstance(item, SummaryRow) else SummaryRow.of(item)
+        self.widths = [max(width, len(cell)) for width, cell in zip(self.widths, row.cells)]
+        self.all_ok = self.all_ok and row.ok
+        self._load_failures.update(dict.fromkeys(row.load_failures))
+        self._spool.write(json.dumps([row.packed, row.lines]) + "\n")
+
+    def _rows(self) -> Iterator[tuple[str, list[str]]]:
+        self._spool.seek(0)
+        for line in self._spool:
+            packed, lines = json.loads(line)
+            yield packed, lines
+        self._spool.seek(0, os.SEEK_END)
+
+    def lines(self) -> Iterator[str]:
+        def aligned(cells: Iterable[str]) -> str:
+            return "  ".join(cell.ljust(width) for cell, width in zip(cells, self.widths)).rstrip()
+
+        yield aligned(HEADER)
+        for packed, _lines in self._rows():
+            yield aligned(packed.split("\0"))
+        for _packed, lines in self._rows():
+            yield from lines
+        for failure in self._load_failures:
+            yield f"plugin error: {clean_text(failure, 1000)}"
+
+    def write(self, stream: IO[str]) -> None:
+        for line in self.lines():
+            stream.write(line + "\n")
+
+    def close(self) -> None:
+        self._spool.close()
+
+
+def summary_table(results: Iterable[EnrichmentResult | SummaryRow]) -> str:
+    summary = Summary()
+    try:
+        for result in results:
+            summary.add(result)
+        return "\n".join(summary.lines())
+    finally:
+        summary.close()
 
 
 def _outcome(result: EnrichmentResult) -> str:
@@ -219,6 +304,10 @@ def _outcome(result: EnrichmentResult) -> str:
 
 
 def run(args: argparse.Namespace, app_factory: Callable[..., App]) -> int:
+    from vtframework.host.app import with_paid_features
+    from vtframework.policy.tlp import normalize_tlp
+    from vtframework.stix.observables import entity_type_name
+
     if args.workers < 1:
         raise UsageError("enrich: --workers must be at least 1")
     try:
@@ -256,48 +345,77 @@ def _quiet_pipeline(quiet: bool) -> Iterator[None]:
 def _enrich_all(
     args: argparse.Namespace, app: App, values: list[str], unreadable: list[EnrichmentResult], tlp: str
 ) -> int:
-    results: list[EnrichmentResult | None] = [None] * len(values)
-    observables: dict[int, Any] = {}
-    for index, value in enumerate(values):
-        try:
-            observables[index] = from_value(value, args.type, tlp=tlp)
-        except InputError as exc:
-            results[index] = _input_failure(value, args.type, exc)
-    progress = Progress(len(values), sys.stderr)
-    for index in range(len(values)):
-        if results[index] is not None:
-            progress.step()
-    with _services(app, args.replay) as client:
-        pipeline = Pipeline(app, client, strict=args.strict)
+    """Enrich ``values`` on ``--workers`` threads, each result written into the bundle as it comes.
 
-        def work(index: int) -> None:
-            try:
-                results[index] = result = pipeline.enrich(observables[index])
-            except Exception as exc:  # the pipeline reports failures itself; this is the last guard
-                results[index] = EnrichmentResult(observables[index], False, failure_message(observables[index], exc))
-            else:
+    Results are taken in input order from a window of a few per worker, so
+    memory holds a few results, never all of them; the summary keeps one
+    small row per value.
+    """
+    from vtframework.pipeline.enrich import Pipeline, failure_message
+    from vtframework.stix.ids import settle_file_id
+    from vtframework.stix.observables import from_value
+
+    summary = Summary()
+    for failure in unreadable:
+        summary.add(failure)
+    progress = Progress(len(values), sys.stderr)
+    writer = BundleWriter(args.output)
+    try:
+        with _services(app, args.replay) as client:
+            pipeline = Pipeline(app, client, strict=args.strict)
+
+            def work(value: str) -> EnrichmentResult:
+                try:
+                    observable = from_value(value, args.type, tlp=tlp)
+                except InputError as exc:
+                    return _input_failure(value, args.type, exc)
+                try:
+                    result = pipeline.enrich(observable)
+                except Exception as exc:  # the pipeline reports failures itself; this is the last guard
+                    return EnrichmentResult(observable, False, failure_message(observable, exc))
                 if result.ok and result.observable.entity_type == "StixFile":
                     result.objects = settle_file_id(result.objects, result.observable.id)
-            progress.step()
+                return result
 
-        with ThreadPoolExecutor(max_workers=args.workers) as pool:
-            list(pool.map(work, sorted(observables)))
-        if client.key_rejected is not None:
-            # Nothing more can succeed with this key: say so once, not once per value.
-            raise ConfigError(str(client.key_rejected))
-    finished = [*unreadable, *(result for result in results if result is not None)]
-    objects = [obj for result in finished if result.ok for obj in result.objects]
-    try:
-        _write_bundle(bundle(objects), args.output)
+            with ThreadPoolExecutor(max_workers=args.workers) as pool:
+                for result in in_order(pool, work, values, window=4 * args.workers):
+                    progress.step()
+                    if result.ok:
+                        writer.add(result.objects)
+                    summary.add(result)
+            if client.key_rejected is not None:
+                # Nothing more can succeed with this key: say so once, not once per value.
+                raise ConfigError(str(client.key_rejected))
+        writer.finish()
+        summary.write(sys.stderr)
+        return EXIT_OK if summary.all_ok else EXIT_FAILED
     except OSError as exc:
-        sys.stderr.write(summary_table(finished) + "\n")
+        if writer.failed is not exc:
+            raise
+        summary.write(sys.stderr)
         sys.stderr.write(
             f"vtframework: cannot write the bundle to {args.output} ({exc.strerror or exc}); "
             "any previous file there is unchanged\n"
         )
         return EXIT_FAILED
-    sys.stderr.write(summary_table(finished) + "\n")
-    return EXIT_OK if all(result.ok for result in finished) else EXIT_FAILED
+    finally:
+        writer.discard()
+        summary.close()
+
+
+def in_order(pool: Executor, work: Callable[[str], Any], items: Iterable[str], *, window: int) -> Iterator[Any]:
+    """``work(item)`` for each item, run on ``pool``, yielded in the items' order; at most ``window`` pending."""
+    pending: deque[Future[Any]] = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(work, item))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
 
 
 def _input_failure(value: str, entity_type: str | None, exc: InputError) -> EnrichmentResult:
@@ -317,38 +435,96 @@ def _check_output(output: str) -> None:
         raise UsageError(f"enrich: -o {output}: the directory {parent} is not writable")
 
 
-def _write_bundle(content: dict[str, Any], output: str | None) -> None:
-    text = json.dumps(content, indent=2, sort_keys=False, allow_nan=False) + "\n"
-    if output:
-        write_atomically(Path(output), text.encode("utf-8"))
-    else:
-        sys.stdout.write(text)
+class BundleWriter:
+    """A STIX bundle written object by object, as ``json.dumps(bundle, indent=2)`` would write it whole.
 
-
-def write_atomically(target: Path, data: bytes) -> None:
-    """Write ``data`` to ``target`` through a temporary file and a rename.
-
-    A full disk or a crash leaves the previous file whole: ``target`` is
-    either the old content or the new one, never half of it.
+    Objects go to a temporary file as they come (in the output's directory,
+    or a spool for stdout), each id once: the first object with an id is
+    kept, later ones with the same id are dropped, so only the ids are held.
+    :meth:`finish` moves the file over the output in one rename (a crash or a
+    full disk leaves any previous file whole) or copies the spool to stdout.
+    A write that fails is remembered in :attr:`failed` and raised by
+    :meth:`finish`; nothing more is written after it.
     """
+
+    def __init__(self, output: str | None) -> None:
+        self.output = Path(output) if output else None
+        self.failed: OSError | None = None
+        self.count = 0
+        self._seen: set[bytes] = set()
+        self._handle: IO[str] | None = None
+
+    def _open(self) -> IO[str]:
+        if self._handle is None:
+            if self.output is None:
+                self._handle = tempfile.TemporaryFile("w+", encoding="utf-8", prefix="vtf-bundle-")
+            else:
+                self._handle = tempfile.NamedTemporaryFile(
+                    "w", encoding="utf-8", dir=self.output.parent, prefix=f".{self.output.name}.", suffix=".tmp",
+                    delete=False,
+                )
+            self._handle.write(f'{{\n  "type": "bundle",\n  "id": "bundle--{uuid.uuid4()}",\n  "objects": [')
+        return self._handle
+
+    def add(self, objects: Iterable[Mapping[str, Any]]) -> None:
+        if self.failed is not None:
+            return
+        try:
+            handle = self._open()
+            for obj in objects:
+                # 16 bytes of the id's hash stand for it: half the memory of the id itself, over 50,000 values.
+                key = hashlib.blake2b(str(obj.get("id")).encode("utf-8", "surrogatepass"), digest_size=16).digest()
+                if key in self._seen:
+                    continue
+                self._seen.add(key)
+                text = json.dumps(obj, indent=2, allow_nan=False).replace("\n", "\n    ")
+                handle.write(("\n    " if not self.count else ",\n    ") + text)
+                self.count += 1
+        except OSError as exc:
+            self.failed = exc
+
+    def finish(self) -> None:
+        """Close the bundle and put it where it goes; raises the write's :class:`OSError` if one failed."""
+        if self.failed is None:
+            try:
+                handle = self._open()
+                handle.write("\n  ]\n}\n" if self.count else "]\n}\n")
+                handle.flush()
+                if self.output is not None:
+                    os.fsync(handle.fileno())
+                    handle.close()
+                    os.chmod(handle.name, _file_mode(self.output))
+                    os.replace(handle.name, self.output)
+                    self._handle = None
+            except OSError as exc:
+                self.failed = exc
+        if self.failed is not None:
+            raise self.failed
+        if self.output is None:  # stdout's own errors (a closed pipe) are not the bundle's
+            handle.seek(0)
+            while chunk := handle.read(1 << 16):
+                sys.stdout.write(chunk)
+
+    def discard(self) -> None:
+        """Close and remove the temporary file, if it is still there (after a failure)."""
+        handle, self._handle = self._handle, None
+        if handle is None:
+            return
+        with contextlib.suppress(OSError):
+            handle.close()
+        if self.output is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(handle.name)
+
+
+def _file_mode(target: Path) -> int:
+    """The mode of the file being replaced, or a new file's under the umask."""
     try:
-        mode = target.stat().st_mode & 0o777
+        return target.stat().st_mode & 0o777
     except OSError:
         umask = os.umask(0)
         os.umask(umask)
-        mode = 0o666 & ~umask
-    handle = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp", delete=False)
-    try:
-        with handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(handle.name, mode)
-        os.replace(handle.name, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(handle.name)
-        raise
+        return 0o666 & ~umask
 
 
 COMMAND = ("enrich", "enrich values and write one STIX 2.1 bundle", configure, run)

@@ -10,16 +10,18 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from vtframework.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 from vtframework.errors import AuthenticationError, ConfigError, PluginError, VTFrameworkError, clean_text
-from vtframework.host.app import App, build_app
-from vtframework.host.config import load_settings
 from vtframework.host.dotenv import load_dotenv_file
-from vtframework.host.plugins import build_host
 from vtframework.host.presets import PRESETS, get_preset
-from vtframework.vt.redaction import redact
+
+if TYPE_CHECKING:
+    from vtframework.host.app import App
+
+# The app, the plugin host, the HTTP client and STIX are imported by the commands that use them, not here:
+# `vtframework --help` must start at once.
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,6 +38,8 @@ def _table(rows: Sequence[Sequence[str]], out: Any) -> None:
 
 # -- vtframework plugins ----------------------------------------------------
 def cmd_plugins(args: argparse.Namespace, app_factory: Callable[..., App]) -> int:
+    from vtframework.host.plugins import build_host
+
     preset = get_preset(args.preset)
     host = build_host(preset_plugins=preset.plugins if preset else None)
     rows = [("NAME", "ORIGIN", "VERSION", "STATUS", "HOOKS")]
@@ -80,6 +84,8 @@ def sample_config(app: App) -> str:
         "# Every key can also be set by its environment variable, which wins over this file.",
         "# Keys left commented out keep their default; secrets are best passed as variables.",
     ]
+    from vtframework.host.config import load_settings
+
     # Defaults only (the preset's over the keys' own): the environment of whoever generates it stays out.
     defaults = load_settings(
         [entry.key for entry in app.settings.entries()], env={}, raw={},
@@ -117,6 +123,8 @@ def build_parser(plugin_commands: Sequence[Any] = ()) -> argparse.ArgumentParser
         prog="vtframework",
         description="VirusTotal for OpenCTI: enrichment, sample downloader and Livehunt, "
         "as connectors or from the command line.",
+        epilog="Plugins may add commands: `vtframework plugins` lists the plugins, "
+        "`vtframework COMMAND --help` describes any command.",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output on stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -127,9 +135,19 @@ def build_parser(plugin_commands: Sequence[Any] = ()) -> argparse.ArgumentParser
     return parser
 
 
-def _plugin_commands() -> list[Any]:
-    # Commands contributed by plugins are known only once plugins are loaded;
-    # a broken plugin must not break --help, so failures are ignored here.
+def _plugin_commands(argv: Sequence[str]) -> list[Any]:
+    """The commands plugins add, loaded only when ``argv`` names a command the core does not have.
+
+    Loading plugins imports them all: ``--help`` and the core's commands do
+    without (a core command that needs plugins, such as ``enrich``, loads
+    them once, through its app). A broken plugin must not break the command
+    line, so failures are ignored here.
+    """
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    if command is None or command in CORE:
+        return []
+    from vtframework.host.plugins import build_host
+
     try:
         return list(build_host().commands.values())
     except PluginError:
@@ -150,8 +168,11 @@ def _load_core_commands() -> None:
         CORE[name] = (help_text, configure, run)
 
 
-def main(argv: Sequence[str] | None = None, app_factory: Callable[..., App] = build_app) -> int:
+def main(argv: Sequence[str] | None = None, app_factory: Callable[..., App] | None = None) -> int:
+    """Run the command line; ``app_factory(preset)`` builds the app (``build_app`` unless a test gives another)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if app_factory is None:
+        app_factory = _build_app
     try:
         # Before anything reads the environment: plugins, presets and pycti see the .env too.
         load_dotenv_file(Path.cwd())
@@ -159,7 +180,7 @@ def main(argv: Sequence[str] | None = None, app_factory: Callable[..., App] = bu
         sys.stderr.write(f"vtframework: {exc}\n")
         return EXIT_USAGE
     _load_core_commands()
-    plugin_commands = _plugin_commands()
+    plugin_commands = _plugin_commands(argv)
     parser = build_parser(plugin_commands)
     try:
         args = parser.parse_args(argv)
@@ -200,7 +221,15 @@ def main(argv: Sequence[str] | None = None, app_factory: Callable[..., App] = bu
         return EXIT_FAILED
 
 
+def _build_app(*args: Any, **kwargs: Any) -> App:
+    from vtframework.host.app import build_app
+
+    return build_app(*args, **kwargs)
+
+
 def _one_line(exc: BaseException) -> str:
+    from vtframework.vt.redaction import redact
+
     return redact(clean_text(exc, 2000))
 
 

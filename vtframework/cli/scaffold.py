@@ -24,8 +24,6 @@ from string import Template
 from typing import Any, Callable
 
 from vtframework.cli.common import EXIT_OK, UsageError
-from vtframework.host.plugins import DEFAULT_PLUGINS
-from vtframework.pipeline import blocks
 
 #: Real answers shipped with vtframework (the ``--replay`` recordings).
 RECORDINGS = Path(__file__).resolve().parent.parent / "replay"
@@ -213,6 +211,9 @@ def write_skeleton(name: str, entity_type: str | None, directory: Path) -> Path:
 
     :raises UsageError: for a name that cannot be a plugin's, or a folder that exists.
     """
+    from vtframework.host.plugins import DEFAULT_PLUGINS
+    from vtframework.pipeline import blocks
+
     if not _NAME.match(name):
         raise UsageError(f"plugin new: {name!r} is not a plugin name: use lower case letters, digits, - or _")
     if name in DEFAULT_PLUGINS:

@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
-from dynaconf import Dynaconf
-
 from vtframework.errors import ConfigError
 from vtframework.policy.tlp import TLP_ORDER, normalize_tlp
 from vtframework.records import ConfigKey
@@ -230,6 +228,8 @@ def find_config_file(env: Mapping[str, str], cwd: Path | None = None) -> Path | 
 def read_config_file(path: Path | None) -> dict[str, Any]:
     if path is None:
         return {}
+    from dynaconf import Dynaconf  # only when there is a file to read: commands start without it
+
     try:
         loaded = Dynaconf(
             settings_files=[str(path)],

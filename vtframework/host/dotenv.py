@@ -24,12 +24,11 @@ log = logging.getLogger("vtframework.config")
 
 def load_dotenv_file(directory: Path, environ: MutableMapping[str, str] | None = None) -> list[str]:
     """Put the variables of ``directory/.env`` that ``environ`` lacks into it; their names are returned."""
-    from dotenv import dotenv_values
-
     environ = os.environ if environ is None else environ
     path = directory / DOTENV_NAME
     if not path.is_file():
         return []
+    from dotenv import dotenv_values  # only when there is a file: every command starts here
     try:
         if path.stat().st_size > MAX_SIZE:
             raise ConfigError(f"{path} is larger than {MAX_SIZE // 1024} KB: not a .env file", key=None)

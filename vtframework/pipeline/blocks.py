@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from vtframework.context import STIX_EXT_OCTI, STIX_EXT_OCTI_SCO
 from vtframework.stix.factory import external_reference, pattern_for
@@ -175,23 +176,32 @@ def date_text(value: Any) -> str:
 
 
 # -- Markdown -----------------------------------------------------------------
+#: What a Markdown cell escapes: its own escape character, the column separator and code quotes.
+_CELL_ESCAPES = str.maketrans({"\\": "\\\\", "|": "\\|", "`": "\\`"})
+_CELL_SPECIAL = frozenset("\\|`")
+
+
 def cell(value: Any) -> str:
     """One Markdown table cell: 'N/A' for empty values, pipes and newlines neutralised."""
-    if value is None or value == "" or value == [] or value == {}:
+    if type(value) is str:  # most cells (an engine's name, a verdict): the short road
+        if not value:
+            return NA
+        text = value
+    elif value is None or value == "" or value == [] or value == {}:
         return NA
-    if isinstance(value, bool):
+    elif isinstance(value, bool):
         text = "true" if value else "false"
     elif isinstance(value, (list, tuple)):
         text = ", ".join(str(item) for item in value)
     else:
         text = str(value)
     text = " ".join(text.split())  # newlines and tabs would end the row
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
+    return text.translate(_CELL_ESCAPES) if not _CELL_SPECIAL.isdisjoint(text) else text
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell(value) for value in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(map(cell, row)) + " |" for row in rows]
     return "\n".join(lines)
 
 

@@ -12,7 +12,8 @@ import copy
 import json
 import logging
 import uuid
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from vtframework.context import STIX_EXT_OCTI, EnrichmentContext, EnrichmentResult, subject_of
 from vtframework.errors import (
@@ -29,7 +30,7 @@ from vtframework.host.app import App
 from vtframework.pipeline import blocks, extend
 from vtframework.policy.markings import TLP_MARKING_BY_ID
 from vtframework.records import Observable, PluginFailure, ScoreReason, VTQuery
-from vtframework.stix.factory import StixFactory, author, to_dict
+from vtframework.stix.factory import StixFactory, author_dict, to_dict
 from vtframework.vt.egress import BoundClient
 
 #: The client a plugin's hooks receive (``context.client``), by its earlier name.
@@ -230,7 +231,7 @@ class Pipeline:
             objects.extend(result)
         created = cap_objects(context, [to_dict(obj) for obj in objects])
         markings = [TLP_MARKING_BY_ID[m] for m in observable.markings if m in TLP_MARKING_BY_ID]
-        return dedupe([to_dict(author()), *markings, context.target, *created])
+        return dedupe([author_dict(), *markings, context.target, *created])
 
     def _score_reasons(self, context: EnrichmentContext, report: Mapping[str, Any]) -> list[ScoreReason]:
         """Every plugin's ``vtf_score_reasons``; a plugin that fails costs its reasons, with a warning."""

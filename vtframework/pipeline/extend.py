@@ -8,7 +8,8 @@ comes back in the same answer instead of costing a request of its own.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from vtframework.records import VTQuery
 

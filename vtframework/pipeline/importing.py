@@ -16,7 +16,8 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Protocol
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
 
 from stix2 import TLP_WHITE
 
@@ -27,7 +28,7 @@ from vtframework.pipeline.download import ArtifactStore, store_sample
 from vtframework.pipeline.enrich import Pipeline, dedupe
 from vtframework.policy.markings import TLP_MARKING_BY_ID
 from vtframework.records import Observable
-from vtframework.stix.factory import StixFactory, author, to_dict
+from vtframework.stix.factory import StixFactory, author_dict, to_dict
 
 HOOK = "vtf_import"
 #: TLP:CLEAR travels as the STIX specification's TLP:WHITE (same id, which OpenCTI holds as TLP:CLEAR):
@@ -130,7 +131,7 @@ class ImportRun(ImportContext):
         used = {ref for item in items for ref in item.get("object_marking_refs") or []}
         definitions = [_SPEC_TLP.get(ref) or TLP_MARKING_BY_ID[ref] for ref in sorted(used) if ref in TLP_MARKING_BY_ID]
         bundle = {"type": "bundle", "id": f"bundle--{uuid.uuid4()}",
-                  "objects": dedupe([to_dict(author()), *definitions, *items])}
+                  "objects": dedupe([author_dict(), *definitions, *items])}
         self.sink.send_bundle(bundle)
         self.bundles += 1
         self.objects += len(bundle["objects"])

@@ -18,33 +18,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import uuid
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import stix2
-from pycti import (
-    AttackPattern,
-    Campaign,
-    CustomObservableHostname,
-    CustomObservableText,
-    Identity,
-    Incident,
-    Indicator,
-    IntrusionSet,
-    Location,
-    Malware,
-    Report,
-    StixCoreRelationship,
-    StixSightingRelationship,
-)
-from stix2.canonicalization.Canonicalize import canonicalize
+from stix2.base import _STIXBase
+from stix2.utils import format_datetime
 
 from vtframework.context import STIX_EXT_OCTI_SCO
+from vtframework.stix import opencti_ids as ids
 from vtframework.stix.countries import country_by_code
+from vtframework.stix.opencti_ids import Hostname, Text, opencti_id
 
-AUTHOR_ID = Identity.generate_id("VirusTotal", "organization")
-#: The namespace of OpenCTI's deterministic ids (pycti's ``generate_id`` helpers use it too).
-OPENCTI_ID_NAMESPACE = uuid.UUID("00abedb4-aa42-466c-9c01-fed23315a9b7")
+AUTHOR_ID = ids.identity_id("VirusTotal", "organization")
 
 
 def stix_time(moment: dt.datetime) -> str:
@@ -67,9 +53,9 @@ VALUE_OBSERVABLES: dict[str, type] = {
     "IPv4-Addr": stix2.IPv4Address,
     "IPv6-Addr": stix2.IPv6Address,
     "Domain-Name": stix2.DomainName,
-    "Hostname": CustomObservableHostname,
+    "Hostname": Hostname,
     "Url": stix2.URL,
-    "Text": CustomObservableText,
+    "Text": Text,
 }
 
 
@@ -99,26 +85,100 @@ def note_id(content: str, abstract: str | None, refs: Iterable[str]) -> str:
     data: dict[str, Any] = {"content": content.strip(), "object_refs": sorted(set(refs))}
     if abstract and abstract.strip():
         data["attribute_abstract"] = abstract.strip()
-    return f"note--{uuid.uuid5(OPENCTI_ID_NAMESPACE, canonicalize(data, utf8=False))}"
+    return opencti_id("note", data)
 
 
 def author() -> stix2.Identity:
-    return stix2.Identity(
-        id=AUTHOR_ID,
-        name="VirusTotal",
-        identity_class="organization",
-        description="VirusTotal",
-        # Fixed dates keep the author byte-identical across runs.
-        created="2020-01-01T00:00:00.000Z",
-        modified="2020-01-01T00:00:00.000Z",
-    )
+    """The VirusTotal identity every object we make is created by (built once: it never changes)."""
+    return _AUTHOR
+
+
+_AUTHOR = stix2.Identity(
+    id=AUTHOR_ID,
+    name="VirusTotal",
+    identity_class="organization",
+    description="VirusTotal",
+    # Fixed dates keep the author byte-identical across runs.
+    created="2020-01-01T00:00:00.000Z",
+    modified="2020-01-01T00:00:00.000Z",
+)
+
+
+def author_dict() -> dict[str, Any]:
+    """:func:`author` as a plain dict, a new one each time (its values are all strings)."""
+    return dict(_AUTHOR_DICT)
 
 
 def to_dict(obj: Any) -> dict[str, Any]:
-    """A stix2 object (or a dict) as a plain JSON-able dict."""
-    if hasattr(obj, "serialize"):
-        return json.loads(obj.serialize())
-    return json.loads(json.dumps(obj, default=str))
+    """A stix2 object (or a dict) as a plain JSON-able dict.
+
+    The same dict as ``json.loads(obj.serialize())`` (a dict: as
+    ``json.loads(json.dumps(obj, default=str))``), built by walking the
+    object instead of writing and reading JSON: stix2's timestamps in its
+    format, optional properties left at their default dropped, tuples as
+    lists, new containers throughout.
+    """
+    if isinstance(obj, _STIXBase):
+        return _stix_plain(obj)
+    return _plain(obj)
+
+
+def _stix_plain(obj: _STIXBase) -> dict[str, Any]:
+    """A stix2 object as its serializer writes it (see ``stix2.serialization.STIXJSONEncoder``)."""
+    defaulted = obj._defaulted_optional_properties
+    return {key: _stix_value(value) for key, value in obj.items() if key not in defaulted}
+
+
+def _stix_value(value: Any) -> Any:
+    if isinstance(value, _STIXBase):
+        return _stix_plain(value)
+    if isinstance(value, (dt.date, dt.datetime)):
+        return format_datetime(value)
+    if isinstance(value, dict):
+        return {_json_key(key): _stix_value(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_stix_value(item) for item in value]
+    return _scalar(value, None)
+
+
+def _plain(value: Any) -> Any:
+    """A value as ``json.loads(json.dumps(value, default=str))`` gives it back."""
+    if isinstance(value, dict):
+        return {_json_key(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return _scalar(value, str)
+
+
+def _scalar(value: Any, default: Any) -> Any:
+    kind = type(value)
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if default is None:  # what stix2's serializer cannot write either
+        raise TypeError(f"Object of type {kind.__name__} is not JSON serializable")
+    return default(value)
+
+
+def _json_key(key: Any) -> str:
+    """A dict key as JSON writes it (``1`` -> ``"1"``, ``True`` -> ``"true"``, ``None`` -> ``"null"``)."""
+    if type(key) is str:
+        return key
+    if isinstance(key, str):
+        return str(key)
+    if key is None or isinstance(key, (bool, int, float)):
+        return json.dumps(key)
+    raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
+
+
+_AUTHOR_DICT = json.loads(_AUTHOR.serialize())
 
 
 class StixFactory:
@@ -219,7 +279,7 @@ class StixFactory:
         if external_references:
             optional["external_references"] = list(external_references)
         return stix2.Indicator(
-            id=Indicator.generate_id(pattern),
+            id=ids.indicator_id(pattern),
             name=name,
             pattern=pattern,
             pattern_type=pattern_type,
@@ -247,7 +307,7 @@ class StixFactory:
         no marking of the enriched observable (the relationship to it keeps them).
         """
         return self._threat(
-            stix2.Malware, Malware.generate_id(name), name, description, first_seen, last_seen, external_references,
+            stix2.Malware, ids.malware_id(name), name, description, first_seen, last_seen, external_references,
             is_family=is_family,
         )
 
@@ -266,7 +326,7 @@ class StixFactory:
         rule), so the object upserts onto the Intrusion-Set OpenCTI holds.
         """
         return self._threat(
-            stix2.IntrusionSet, IntrusionSet.generate_id(name), name, description, first_seen, last_seen,
+            stix2.IntrusionSet, ids.intrusion_set_id(name), name, description, first_seen, last_seen,
             external_references,
         )
 
@@ -281,7 +341,7 @@ class StixFactory:
     ) -> stix2.Campaign:
         """A campaign keyed by its name (lower-cased), as OpenCTI keys campaigns."""
         return self._threat(
-            stix2.Campaign, Campaign.generate_id(name), name, description, first_seen, last_seen, external_references,
+            stix2.Campaign, ids.campaign_id(name), name, description, first_seen, last_seen, external_references,
         )
 
     def _threat(
@@ -329,7 +389,7 @@ class StixFactory:
         if external_references:
             optional["external_references"] = list(external_references)
         return stix2.Report(
-            id=Report.generate_id(name, published),
+            id=ids.report_id(name, published),
             name=name,
             published=published,
             object_refs=list(dict.fromkeys(object_refs)),
@@ -341,7 +401,7 @@ class StixFactory:
     def sector(self, name: str) -> stix2.Identity:
         """An industry sector keyed by its name, as OpenCTI keys sectors (identity class ``class`` is a Sector)."""
         return stix2.Identity(
-            id=Identity.generate_id(name, "class"),
+            id=ids.identity_id(name, "class"),
             name=name,
             identity_class="class",
             allow_custom=True,  # OpenCTI's sector, shared platform-wide: neither our author nor any marking
@@ -357,7 +417,7 @@ class StixFactory:
         technique = mitre_id.strip().upper()
         # MITRE's object, shared platform-wide: neither our author nor the observable's markings.
         return stix2.AttackPattern(
-            id=AttackPattern.generate_id(name or technique, technique),
+            id=ids.attack_pattern_id(name or technique, technique),
             name=name or technique,
             x_mitre_id=technique,
             allow_custom=True,
@@ -396,7 +456,7 @@ class StixFactory:
             optional["external_references"] = list(external_references)
         created_text = stix_time(created)
         return stix2.Incident(
-            id=Incident.generate_id(name, created_text),
+            id=ids.incident_id(name, created_text),
             name=name,
             created=created_text,
             modified=created_text,
@@ -417,7 +477,7 @@ class StixFactory:
         else:
             aliases = [code.upper()]
         return stix2.Location(
-            id=Location.generate_id(name, "Country"),
+            id=ids.country_id(name),
             name=name,
             country=code.upper(),
             x_opencti_location_type="Country",
@@ -433,7 +493,7 @@ class StixFactory:
     # -- SROs -------------------------------------------------------------
     def relationship(self, relationship_type: str, source: str, target: str, **extra: Any) -> stix2.Relationship:
         return stix2.Relationship(
-            id=StixCoreRelationship.generate_id(relationship_type, source, target),
+            id=ids.relationship_id(relationship_type, source, target),
             relationship_type=relationship_type,
             source_ref=source,
             target_ref=target,
@@ -463,10 +523,10 @@ class StixFactory:
         """
         where = list(dict.fromkeys(where_sighted))
         if subject is None:
-            ident = StixSightingRelationship.generate_id(sighting_of, where, stix_time(first_seen), stix_time(last_seen))
+            ident = ids.sighting_id(sighting_of, where, stix_time(first_seen), stix_time(last_seen))
         else:
             seed = {"type": "sighting", "sighting_of_ref": sighting_of, "where_sighted_refs": where, "subject": subject}
-            ident = f"sighting--{uuid.uuid5(OPENCTI_ID_NAMESPACE, canonicalize(seed, utf8=False))}"
+            ident = opencti_id("sighting", seed)
         optional: dict[str, Any] = {}
         if description:
             optional["description"] = description

@@ -11,13 +11,14 @@ is never used.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import stix2
-from pycti import StixCoreRelationship
 
 from vtframework.context import STIX_EXT_OCTI_SCO
 from vtframework.stix.factory import note_id
+from vtframework.stix.opencti_ids import relationship_id
 
 #: The properties STIX derives a file's id from (OpenCTI's property extension is state, not identity).
 _FILE_ID_PROPERTIES = ("hashes", "name", "extensions", "parent_directory_ref")
@@ -35,7 +36,7 @@ def file_id(file: Mapping[str, Any]) -> str:
 def _derived_id(obj: Mapping[str, Any]) -> str | None:
     """The id an object's own references give it, for the kinds whose id is derived from them."""
     if obj.get("type") == "relationship":
-        return StixCoreRelationship.generate_id(
+        return relationship_id(
             obj["relationship_type"], obj["source_ref"], obj["target_ref"], obj.get("start_time"), obj.get("stop_time")
         )
     if obj.get("type") == "note":

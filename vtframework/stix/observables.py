@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 import stix2
-from pycti import CustomObservableHostname
 
 from vtframework.errors import InputError
 from vtframework.policy.markings import TLP_MARKINGS
 from vtframework.policy.tlp import normalize_tlp
 from vtframework.records import Observable
 from vtframework.stix.factory import to_dict
+from vtframework.stix.opencti_ids import Hostname
 
 #: Hash names OpenCTI uses, by hex length, in the order VirusTotal prefers them.
 HASH_LENGTHS = {64: "SHA-256", 40: "SHA-1", 32: "MD5"}
@@ -205,7 +206,7 @@ def stix_for(entity_type: str, value: str) -> dict[str, Any]:
     elif entity_type == "Domain-Name":
         obj = stix2.DomainName(value=value)
     elif entity_type == "Hostname":
-        obj = CustomObservableHostname(value=value)
+        obj = Hostname(value=value)
     elif entity_type == "Url":
         obj = stix2.URL(value=value)
     else:
