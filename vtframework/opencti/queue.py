@@ -297,7 +297,7 @@ class ReliableListener:
             self.metrics.duplicate()
             return Outcome("ack", "duplicate")
         if redelivered:
-            log.info("work %s was delivered before and not reported: processing it again", work_id or key)
+            log.warning("work %s was delivered before and not reported: processing it again", work_id or key)
             self.metrics.retried()
         try:
             text, in_error = self._process(message)
