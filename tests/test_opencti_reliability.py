@@ -20,9 +20,8 @@ from typing import Iterator
 
 import pytest
 
-from vtframework.policy.markings import TLP_MARKINGS
 from vtframework.testing import FakeVirusTotal
-from vtframework.testing.connector import RABBITMQ, Connector, marking, require_service
+from vtframework.testing.connector import RABBITMQ, Connector, publish_requests, require_service
 from vtframework.testing.fakeopencti import FakeOpenCTI
 
 pytestmark = pytest.mark.services
@@ -35,32 +34,8 @@ PATIENT = {"VTF_PLATFORM_RETRY_PAUSE": "0.2", "VTF_PLATFORM_MAX_WAIT": "30",
            "PYTHONUNBUFFERED": "1"}  # the log reads whole even after a kill -9
 
 
-def message_for(opencti: FakeOpenCTI, value: str) -> dict:
-    """A manual enrichment request for a new observable of ``value``."""
-    entity_type, stix_type = (
-        ("IPv4-Addr", "ipv4-addr") if value[0].isdigit() and len(value) < 20
-        else ("StixFile", "file") if len(value) == 64 else ("Domain-Name", "domain-name")
-    )
-    standard_id = f"{stix_type}--{uuid.uuid4()}"
-    hashes = {"SHA-256": value} if stix_type == "file" else None
-    entity = opencti.add_entity({
-        "standard_id": standard_id, "entity_type": entity_type, "observable_value": value,
-        "objectMarking": [marking("TLP:GREEN")],
-        "hashes": [{"algorithm": "SHA-256", "hash": value}] if hashes else [],
-    })
-    stix_entity = {"type": stix_type, "spec_version": "2.1", "id": standard_id,
-                   "object_marking_refs": [TLP_MARKINGS["TLP:GREEN"]["id"]],
-                   **({"hashes": hashes} if hashes else {"value": value})}
-    return opencti.enrichment_message(entity, stix_entity)
-
-
 def publish_batch(opencti: FakeOpenCTI, connector_id: str, count: int) -> list[str]:
-    work_ids = []
-    for index in range(count):
-        message = message_for(opencti, VALUES[index % len(VALUES)])
-        opencti.publish(connector_id, message)
-        work_ids.append(message["internal"]["work_id"])
-    return work_ids
+    return publish_requests(opencti, connector_id, VALUES, count)
 
 
 def reported(opencti: FakeOpenCTI, work_ids: list[str]) -> int:

@@ -28,9 +28,10 @@ import copy
 import hashlib
 import json
 import logging
+import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from vtframework.opencti.metrics import QueueMetrics
@@ -158,6 +159,14 @@ class Outcome:
     reason: str = ""
 
 
+@dataclass
+class _Job:
+    body: bytes
+    redelivered: bool
+    done: threading.Event = field(default_factory=threading.Event)
+    outcome: Outcome | None = None
+
+
 class ReliableListener:
     """Consumes the connector's queue; see the module docstring."""
 
@@ -170,6 +179,8 @@ class ReliableListener:
         self.stopping = threading.Event()
         self.patience = Patience(pause, max_wait, metrics, self.stopping)
         self._pause = pause
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._worker: threading.Thread | None = None
         #: The connector's own user (registration): the applicant of a message that names none.
         self._connector_applicant = getattr(helper, "applicant_id", None)
 
@@ -238,18 +249,16 @@ class ReliableListener:
                 pass
 
     def _deliver(self, connection: Any, channel: Any, method: Any, body: bytes) -> None:
-        """Process one message in a worker thread while this one keeps the connection alive."""
+        """Hand one message to the worker thread while this one keeps the connection alive."""
         import pika.exceptions
 
-        result: list[Outcome] = []
-        worker = threading.Thread(target=lambda: result.append(self.handle(body, bool(method.redelivered))),
-                                  name="vtf-message", daemon=True)
+        job = _Job(body, bool(method.redelivered))
+        self._submit(job)
         self.metrics.taken()
-        worker.start()
         lost: BaseException | None = None
         last_ping = time.monotonic()
         try:
-            while worker.is_alive():
+            while not job.done.is_set():
                 if lost is None:
                     try:
                         connection.sleep(0.05)
@@ -258,7 +267,7 @@ class ReliableListener:
                         # and the journal keeps it from being reported twice.
                         lost = exc
                 else:
-                    worker.join(0.05)
+                    job.done.wait(0.05)
                 if time.monotonic() - last_ping > PING_EVERY and self.helper.work_id:
                     last_ping = time.monotonic()
                     try:
@@ -269,13 +278,28 @@ class ReliableListener:
             self.metrics.settled()
         if lost is not None:
             raise lost
-        outcome = result[0] if result else Outcome("requeue", "the message's worker ended without an outcome")
+        outcome = job.outcome or Outcome("requeue", "the message's worker ended without an outcome")
         if outcome.settle == "ack":
             channel.basic_ack(delivery_tag=method.delivery_tag)
         else:
             log.warning("message back to the queue: %s", outcome.reason)
             self.stopping.wait(self._pause)
             channel.basic_nack(delivery_tag=method.delivery_tag, requeue=True)
+
+    def _submit(self, job: "_Job") -> None:
+        """One long-lived worker thread for every message: what a thread holds (a state connection) is opened once."""
+        if self._worker is None or not self._worker.is_alive():
+            self._worker = threading.Thread(target=self._work, name="vtf-message", daemon=True)
+            self._worker.start()
+        self._jobs.put(job)
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            try:
+                job.outcome = self.handle(job.body, job.redelivered)
+            finally:
+                job.done.set()
 
     # -- one message ---------------------------------------------------------------
     def handle(self, body: bytes, redelivered: bool = False) -> Outcome:
