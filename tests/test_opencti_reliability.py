@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -189,3 +190,23 @@ def test_kill_9_mid_message_then_a_restart_does_every_work_once(opencti, workdir
         with started(second):
             assert_each_reported_once(opencti, second, work_ids)
             assert "delivered before and not reported: processing it again" in second.output()
+
+
+def _soak_module():
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "soak.py"
+    spec = importlib.util.spec_from_file_location("vtf_soak_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks itself up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_soak_keeps_open_files_and_memory_flat(workdir):
+    """A few hundred messages: no descriptor kept per message, memory within a generous slack."""
+    require_service(RABBITMQ, "RabbitMQ")
+    result = _soak_module().soak(200, workdir, warmup=50, PYTHONUNBUFFERED="1")
+    assert (result.lost, result.doubled) == (0, 0)
+    assert result.files_end - result.files_start <= 3, result  # one per message would be 200
+    assert result.rss_end - result.rss_start < 20 * 2**20, result  # 100 KB per message at most
