@@ -183,6 +183,8 @@ class ReliableListener:
         self._worker: threading.Thread | None = None
         #: The connector's own user (registration): the applicant of a message that names none.
         self._connector_applicant = getattr(helper, "applicant_id", None)
+        #: The installed pycti's default (7.x "draft", 6.x "workbench") for a message that names none.
+        self._validation_mode = getattr(helper, "validation_mode", None) or "draft"
 
     # -- the broker side -----------------------------------------------------------
     def run(self) -> None:
@@ -343,7 +345,7 @@ class ReliableListener:
         work_id = internal.get("work_id")
         helper = self.helper
         helper.work_id = work_id
-        helper.validation_mode = event.get("validation_mode", "draft")
+        helper.validation_mode = event.get("validation_mode", self._validation_mode)
         helper.force_validation = event.get("force_validation", False)
         self._set_draft_id(internal.get("draft_id") or "")
         helper.playbook = None
