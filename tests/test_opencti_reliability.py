@@ -206,7 +206,7 @@ def _soak_module():
 def test_a_soak_keeps_open_files_and_memory_flat(workdir):
     """A few hundred messages: no descriptor kept per message, memory within a generous slack."""
     require_service(RABBITMQ, "RabbitMQ")
-    result = _soak_module().soak(200, workdir, warmup=50, PYTHONUNBUFFERED="1")
+    result = _soak_module().soak(200, workdir, warmup=30, PYTHONUNBUFFERED="1")
     assert (result.lost, result.doubled) == (0, 0)
     assert result.files_end - result.files_start <= 3, result  # one per message would be 200
     assert result.rss_end - result.rss_start < 20 * 2**20, result  # 100 KB per message at most
