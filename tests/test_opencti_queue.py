@@ -181,3 +181,30 @@ def test_patience_gives_up_after_its_bound():
     with pytest.raises(Unavailable, match="OpenCTI was unavailable"):
         Patience(0.01, 0.1, QueueMetrics(True, registry=CollectorRegistry())).call("testing", down)
     assert 2 <= len(attempts) <= 6
+
+
+def test_a_message_whose_process_dies_each_time_is_failed_after_three_attempts(state):
+    """A request that kills the process every time (out of memory…) must not loop for ever."""
+    work = Work()
+    calls = []
+    runtime = listener(helper_with(work, lambda **_k: {"standard_id": "ipv4-addr--1"}), state,
+                       callback=lambda data: calls.append(1) or "enriched")
+    key = runtime.journal.key_of({"internal": {"work_id": "work_9"}}, b"")
+    runtime.journal.attempt(key)  # the second start (the first died too)
+    runtime.journal.attempt(key)  # the third
+    assert runtime.handle(message("work_9"), redelivered=True).settle == "ack"
+    [(_id, reason, in_error)] = work.processed()
+    assert in_error and reason.startswith("abandoned after 3 attempts that never finished") and calls == []
+
+
+def test_an_outage_is_no_attempt_of_the_messages_own(state):
+    def reader(**_kwargs):
+        raise GRAPHQL_DOWN
+
+    work = Work()
+    runtime = listener(helper_with(work, reader), state, max_wait=0.02)
+    for _ in range(5):  # five requeues in a long outage
+        assert runtime.handle(message("work_8"), redelivered=True).settle == "requeue"
+    runtime.helper.api.stix2.get_reader = lambda _type: lambda **_k: {"standard_id": "ipv4-addr--1"}
+    assert runtime.handle(message("work_8"), redelivered=True).settle == "ack"
+    assert work.processed() == [("work_8", "enriched", False)]

@@ -42,6 +42,8 @@ log = logging.getLogger("vtframework.opencti.queue")
 MAX_PAUSE = 30.0
 #: How long the journal remembers a reported work, in seconds (a redelivery comes long before).
 JOURNAL_TTL = 7 * 86400.0
+#: Starts of one message after which its work is failed instead of started again (none of them finished).
+MAX_ATTEMPTS = 3
 #: How often a long work is pinged, as pycti does (the platform forgets a silent work).
 PING_EVERY = 300.0
 #: GraphQL error names that no wait will fix: the work fails at once, with the platform's words.
@@ -143,6 +145,27 @@ class Journal:
         except Exception as exc:  # the journal only saves a duplicate outcome: never a reason to stop
             log.warning("the journal could not be read (%s); the message is processed", describe(exc))
             return None
+
+    def attempt(self, key: str) -> int:
+        """Count one more start of a redelivered message: how many there were (the first delivery included)."""
+        try:
+            counted = self.state.cache_get(f"{key}:attempts", time.time()) or {}
+            attempts = int(counted.get("attempts") or 1) + 1
+            self.state.cache_set(f"{key}:attempts", {"attempts": attempts}, JOURNAL_TTL, time.time())
+            return attempts
+        except Exception as exc:
+            log.warning("the journal could not count the attempts of %s (%s)", key, describe(exc))
+            return 1
+
+    def forgive(self, key: str) -> None:
+        """The message goes back because a system was down: that attempt does not count."""
+        try:
+            counted = self.state.cache_get(f"{key}:attempts", time.time())
+            if counted:
+                attempts = max(int(counted.get("attempts") or 1) - 1, 1)
+                self.state.cache_set(f"{key}:attempts", {"attempts": attempts}, JOURNAL_TTL, time.time())
+        except Exception as exc:
+            log.warning("the journal could not update the attempts of %s (%s)", key, describe(exc))
 
     def record(self, key: str, in_error: bool) -> None:
         try:
@@ -322,16 +345,24 @@ class ReliableListener:
             log.info("work %s was already reported; its redelivered message is acknowledged", work_id or key)
             self.metrics.duplicate()
             return Outcome("ack", "duplicate")
+        abandoned = None
         if redelivered:
-            log.warning("work %s was delivered before and not reported: processing it again", work_id or key)
-            self.metrics.retried()
+            attempts = self.journal.attempt(key)
+            if attempts > MAX_ATTEMPTS:
+                # The process stopped during each of them (killed, out of memory): doing it again would loop.
+                abandoned = (f"abandoned after {attempts - 1} attempts that never finished (the connector stopped "
+                             f"during each); see its logs, then enrich the entity again")
+                log.error("work %s %s", work_id or key, abandoned)
+            else:
+                log.warning("work %s was delivered before and not reported: processing it again", work_id or key)
+                self.metrics.retried()
         try:
-            text, in_error = self._process(message)
+            text, in_error = (abandoned, True) if abandoned else self._process(message)
             if work_id:
                 self.patience.call(f"reporting work {work_id}", self.helper.api.work.to_processed,
                                    work_id, text, in_error)
         except Unavailable as exc:
-            self.metrics.retried()
+            self.journal.forgive(key)  # an outage is no attempt of the message's own
             return Outcome("requeue", str(exc))
         except Exception as exc:  # a bug of ours: the message comes back rather than vanish
             log.exception("work %s could not be handled", work_id or key)
