@@ -10,6 +10,7 @@ the end, and their growth per message, for the embedded SQLite state and
 Target: flat, a few bytes per message at most and no descriptor kept per message.
 
     python benchmarks/soak.py [--messages 10000] [--redis-url redis://127.0.0.1:6379/15]
+    python benchmarks/soak.py --messages 300 --outage graphql_error --outage-seconds 30
 """
 
 from __future__ import annotations
@@ -51,14 +52,21 @@ class Soak:
         return (self.files_end - self.files_start) / self.messages
 
 
-def run_batch(opencti: FakeOpenCTI, connector: Connector, count: int, timeout: float) -> tuple[int, int]:
-    """Enrich ``count`` new observables; ``(works never reported, works reported more than once)``."""
+def run_batch(opencti: FakeOpenCTI, connector: Connector, count: int, timeout: float,
+              outage: tuple[str, float] | None = None) -> tuple[int, int]:
+    """Enrich ``count`` new observables; ``(works never reported, works reported more than once)``.
+
+    :param outage: ``(kind, seconds)`` of an OpenCTI outage begun once a tenth of the first chunk is reported.
+    """
     lost = doubled = 0
     for start in range(0, count, CHUNK):
         work_ids = publish_requests(opencti, connector.id, VALUES, min(CHUNK, count - start))
         deadline = time.monotonic() + timeout
         counts = opencti.processed_counts(work_ids)
         while time.monotonic() < deadline and not all(counts.values()):
+            if outage and sum(1 for n in counts.values() if n) >= len(work_ids) // 10:
+                opencti.outage(*outage)
+                outage = None
             if connector.process.poll() is not None:
                 raise AssertionError(f"the connector stopped:\n{connector.output()[-4000:]}")
             time.sleep(0.1)
@@ -70,7 +78,8 @@ def run_batch(opencti: FakeOpenCTI, connector: Connector, count: int, timeout: f
     return lost, doubled
 
 
-def soak(messages: int, workdir: Path, warmup: int = 50, **env: str) -> Soak:
+def soak(messages: int, workdir: Path, warmup: int = 50, outage: tuple[str, float] | None = None,
+         **env: str) -> Soak:
     with FakeOpenCTI() as opencti, FakeVirusTotal(str(SAMPLES)) as vt:
         connector = Connector("enrichment", opencti, vt.base_url, workdir, **env)
         connector.start()
@@ -79,7 +88,7 @@ def soak(messages: int, workdir: Path, warmup: int = 50, **env: str) -> Soak:
             run_batch(opencti, connector, warmup, timeout=120)
             rss_start, files_start = connector.rss()[0], connector.open_files()
             started = time.monotonic()
-            lost, doubled = run_batch(opencti, connector, messages, timeout=max(120.0, messages * 0.5))
+            lost, doubled = run_batch(opencti, connector, messages, timeout=max(120.0, messages * 0.5), outage=outage)
             seconds = time.monotonic() - started
             return Soak(messages, rss_start, connector.rss()[0], files_start, connector.open_files(),
                         lost, doubled, seconds)
@@ -91,14 +100,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--redis-url", help="also soak with the state in this Redis")
+    parser.add_argument("--outage", choices=["graphql_error", "http_502"],
+                        help="break OpenCTI this way once a tenth of the messages are done")
+    parser.add_argument("--outage-seconds", type=float, default=30.0)
     args = parser.parse_args()
+    outage = (args.outage, args.outage_seconds) if args.outage else None
     states = [("sqlite", {})]
     if args.redis_url:
         states.append(("redis", {"VTF_REDIS_URL": args.redis_url}))
     for name, env in states:
         with tempfile.TemporaryDirectory() as workdir:
-            result = soak(args.messages, Path(workdir), **env)
-        print(f"{name:>6} state, {result.messages} messages in {result.seconds:.1f} s: "
+            result = soak(args.messages, Path(workdir), outage=outage, **env)
+        during = f" with {args.outage_seconds:.0f} s of {args.outage}" if outage else ""
+        print(f"{name:>6} state, {result.messages} messages{during} in {result.seconds:.1f} s: "
               f"RSS {result.rss_start / 2**20:.1f} MB -> {result.rss_end / 2**20:.1f} MB "
               f"({result.rss_per_message:+.0f} bytes/message), "
               f"open files {result.files_start} -> {result.files_end} ({result.files_per_message:+.4f}/message), "
