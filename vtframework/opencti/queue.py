@@ -204,6 +204,7 @@ class ReliableListener:
         self._pause = pause
         self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._worker: threading.Thread | None = None
+        self._reconnect_pause = pause
         #: The connector's own user (registration): the applicant of a message that names none.
         self._connector_applicant = getattr(helper, "applicant_id", None)
         #: The installed pycti's default (7.x "draft", 6.x "workbench") for a message that names none.
@@ -214,18 +215,18 @@ class ReliableListener:
         """Consume until :meth:`stop`; a lost broker connection is opened again."""
         import pika.exceptions
 
-        pause = self._pause
+        self._reconnect_pause = self._pause
         while not self.stopping.is_set():
             try:
                 self._consume()
-                pause = self._pause
             except (pika.exceptions.AMQPError, OSError) as exc:
                 if self.stopping.is_set():
                     break
+                pause = self._reconnect_pause
                 log.warning("RabbitMQ is unavailable (%s); connecting again in %.1f s", describe(exc), pause)
                 self.metrics.waited("RabbitMQ")
                 self.stopping.wait(pause)
-                pause = min(pause * 2, MAX_PAUSE)
+                self._reconnect_pause = min(pause * 2, MAX_PAUSE)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -254,13 +255,14 @@ class ReliableListener:
     def _consume(self) -> None:
         import pika
 
-        queue = self.helper.connector_config["listen"]
+        queue_name = self.helper.connector_config["listen"]
         connection = pika.BlockingConnection(self._parameters())
+        self._reconnect_pause = self._pause  # connected: the next outage starts with a short pause again
         try:
             channel = connection.channel()
             channel.basic_qos(prefetch_count=1)
-            log.info("consuming %s, one message at a time, acknowledged once its work is reported", queue)
-            for method, properties, body in channel.consume(queue, inactivity_timeout=1.0):
+            log.info("consuming %s, one message at a time, acknowledged once its work is reported", queue_name)
+            for method, _properties, body in channel.consume(queue_name, inactivity_timeout=1.0):
                 if self.stopping.is_set():
                     break
                 if method is None:
