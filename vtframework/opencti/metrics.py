@@ -69,25 +69,25 @@ class QueueMetrics:
         self.waits = Counter(f"{namespace}_platform_waits",
                              "Pauses waiting for an unavailable system to answer again", ["system"], **where)
 
-    def taken(self) -> None:
+    def _inc(self, metric: str) -> None:
         if self.enabled:
-            self.in_flight.inc()
+            getattr(self, metric).inc()
+
+    def taken(self) -> None:
+        self._inc("in_flight")
 
     def settled(self) -> None:
         if self.enabled:
             self.in_flight.dec()
 
     def retried(self) -> None:
-        if self.enabled:
-            self.retried_total.inc()
+        self._inc("retried_total")
 
     def duplicate(self) -> None:
-        if self.enabled:
-            self.duplicates.inc()
+        self._inc("duplicates")
 
     def lost(self) -> None:
-        if self.enabled:
-            self.lost_total.inc()
+        self._inc("lost_total")
 
     def waited(self, system: str) -> None:
         if self.enabled:
