@@ -164,6 +164,20 @@ CORE_KEYS: tuple[ConfigKey, ...] = (
         "Preset: virustotal, virustotal-downloader, virustotal-livehunt or virustotal-livehunt-notifications.",
     ),
     ConfigKey(
+        "vtf.platform_retry_pause",
+        "float",
+        2.0,
+        "First pause, in seconds, before asking an unavailable OpenCTI or RabbitMQ again (it doubles, up to 30 s).",
+        minimum=0,
+    ),
+    ConfigKey(
+        "vtf.platform_max_wait",
+        "float",
+        300.0,
+        "Longest wait, in seconds, for OpenCTI or RabbitMQ within one message; then the message goes back to the queue.",
+        minimum=0,
+    ),
+    ConfigKey(
         "vtf.strict_version",
         "bool",
         False,

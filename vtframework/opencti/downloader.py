@@ -13,6 +13,7 @@ from vtframework.opencti.artifacts import OpenCTIArtifacts
 from vtframework.opencti.helper import failure_reason, start_helper
 from vtframework.opencti.messages import observable_from_message
 from vtframework.opencti.metrics import Metrics
+from vtframework.opencti.queue import listener_for
 from vtframework.pipeline.download import store_sample
 from vtframework.pipeline.enrich import dedupe
 from vtframework.stix.factory import author, to_dict
@@ -29,12 +30,13 @@ class DownloaderConnector:
         self.client = open_client(app, self.state)
         self.artifacts = OpenCTIArtifacts(self.helper)
         self.metrics = Metrics(bool(app.settings["connector.expose_metrics"]))
+        self.listener = listener_for(app, self.helper, self.state, self.process)
         # The Artifact's author must exist before the upload names it (same id as our STIX author).
         self.helper.api.identity.create(type="Organization", name="VirusTotal", description="VirusTotal")
 
     def start(self) -> None:
         self.helper.connector_logger.info("vtframework downloader connector started")
-        self.helper.listen(message_callback=self.process)
+        self.listener.run()
 
     def process(self, data: dict[str, Any]) -> str:
         self.helper.metric.inc("run_count")
@@ -66,7 +68,7 @@ class DownloaderConnector:
         objects = [to_dict(author()), *stored.objects]
         if self.helper.playbook is not None:  # a playbook step passes the incoming bundle on, enriched
             objects = dedupe([*(data.get("stix_objects") or []), *objects])
-        self.helper.send_stix2_bundle(json.dumps({"type": "bundle", "id": f"bundle--{uuid.uuid4()}", "objects": objects}))
+        self.listener.send_bundle(json.dumps({"type": "bundle", "id": f"bundle--{uuid.uuid4()}", "objects": objects}))
         self.helper.connector_logger.info(message)
         return message
 

@@ -1,9 +1,10 @@
 """``vtframework run enrichment``: the OpenCTI internal-enrichment connector.
 
-It consumes enrichment requests (``helper.listen``): both message shapes (the
+It consumes enrichment requests (:mod:`vtframework.opencti.queue`: at least
+once, one outcome per work): both message shapes (the
 entity from the platform with OpenCTI extensions, and the objects pycti
 rebuilds with flat ``x_opencti_*`` keys) and playbook steps (a bundle in, the
-enriched bundle out). A failure raises, so pycti reports the work as failed
+enriched bundle out). A failure raises, so the work is reported as failed
 with our message; success returns the message the analyst reads in the UI.
 """
 
@@ -20,6 +21,7 @@ from vtframework.host.services import open_app_state, open_client
 from vtframework.opencti.helper import EnrichmentFailed, failure_reason, start_helper
 from vtframework.opencti.messages import indicator_observables, observable_from_message
 from vtframework.opencti.metrics import Metrics
+from vtframework.opencti.queue import listener_for
 from vtframework.pipeline.enrich import Pipeline, dedupe
 
 
@@ -33,15 +35,16 @@ class EnrichmentConnector:
         self.client = open_client(app, self.state)
         self.pipeline = Pipeline(app, self.client, factory_kwargs={"confidence": app.settings["connector.confidence_level"]})
         self.metrics = Metrics(bool(app.settings["connector.expose_metrics"]))
+        self.listener = listener_for(app, self.helper, self.state, self.process)
 
     def start(self) -> None:
         self.helper.connector_logger.info(
             "vtframework enrichment connector started",
             {"plugins": ",".join(self.app.host.loaded), "types": ",".join(sorted(self.app.host.owners))},
         )
-        self.helper.listen(message_callback=self.process)
+        self.listener.run()
 
-    # pycti calls this once per message, in a worker thread.
+    # The listener calls this once per message, in a worker thread.
     def process(self, data: dict[str, Any]) -> str:
         self.helper.metric.inc("run_count")
         self.helper.metric.state("running")
@@ -51,7 +54,7 @@ class EnrichmentConnector:
                 self.metrics.failure(failure_reason(result.message))
                 raise EnrichmentFailed(result.message)
             objects = dedupe([*base, *result.objects])
-            self.helper.send_stix2_bundle(
+            self.listener.send_bundle(
                 json.dumps({"type": "bundle", "id": f"bundle--{uuid.uuid4()}", "objects": objects}),
                 cleanup_inconsistent_bundle=True,
             )

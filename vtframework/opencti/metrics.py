@@ -80,3 +80,53 @@ class Metrics:
     def stream_queued(self, count: int) -> None:
         if self.enabled:
             self.stream_queue.set(count)
+
+
+class QueueMetrics:
+    """The message runtime's metrics (enrichment and downloader connectors): all no-ops when off.
+
+    :param registry: where the metrics are registered (default: prometheus_client's, which pycti serves).
+    """
+
+    def __init__(self, enabled: bool, namespace: str = "vtframework", registry: Any = None) -> None:
+        self.enabled = enabled
+        if not enabled:
+            return
+        from prometheus_client import REGISTRY, Counter, Gauge
+
+        where = {"registry": registry if registry is not None else REGISTRY}
+        self.in_flight = Gauge(f"{namespace}_queue_messages_in_flight",
+                               "Messages taken from the queue whose work is not reported yet", **where)
+        self.retried_total = Counter(f"{namespace}_queue_messages_retried",
+                                     "Messages processed again: redelivered, or put back while a system was down", **where)
+        self.duplicates = Counter(f"{namespace}_queue_messages_duplicate",
+                                  "Redelivered messages whose work was already reported (acknowledged, not redone)",
+                                  **where)
+        self.lost_total = Counter(f"{namespace}_queue_messages_lost",
+                                  "Messages dropped without an outcome (not an OpenCTI request at all)", **where)
+        self.waits = Counter(f"{namespace}_platform_waits",
+                             "Pauses waiting for an unavailable system to answer again", ["system"], **where)
+
+    def _inc(self, metric: str) -> None:
+        if self.enabled:
+            getattr(self, metric).inc()
+
+    def taken(self) -> None:
+        self._inc("in_flight")
+
+    def settled(self) -> None:
+        if self.enabled:
+            self.in_flight.dec()
+
+    def retried(self) -> None:
+        self._inc("retried_total")
+
+    def duplicate(self) -> None:
+        self._inc("duplicates")
+
+    def lost(self) -> None:
+        self._inc("lost_total")
+
+    def waited(self, system: str) -> None:
+        if self.enabled:
+            self.waits.labels(system=system).inc()

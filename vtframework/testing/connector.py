@@ -92,6 +92,10 @@ class Connector:
                 fields[name] = int(value.split()[0]) * 1024
         return fields["VmRSS"], fields["VmHWM"]
 
+    def open_files(self) -> int:
+        """How many file descriptors the process holds now (Linux)."""
+        return len(os.listdir(f"/proc/{self.process.pid}/fd"))
+
     def wait(self, timeout: float = 60.0) -> int:
         """Wait for the process to end by itself (a run-and-terminate connector); its exit code."""
         assert self.process is not None
@@ -122,6 +126,35 @@ class Connector:
             except subprocess.TimeoutExpired:
                 self.process.kill()
         self._log.close()
+
+
+def enrichment_request(opencti: FakeOpenCTI, value: str, tlp: str = "TLP:GREEN") -> dict[str, Any]:
+    """A manual enrichment request for a new observable of ``value`` (an IPv4, a SHA-256 or a domain)."""
+    entity_type, stix_type = (
+        ("IPv4-Addr", "ipv4-addr") if value[0].isdigit() and len(value) < 20
+        else ("StixFile", "file") if len(value) == 64 else ("Domain-Name", "domain-name")
+    )
+    standard_id = f"{stix_type}--{uuid.uuid4()}"
+    hashes = {"SHA-256": value} if stix_type == "file" else None
+    entity = opencti.add_entity({
+        "standard_id": standard_id, "entity_type": entity_type, "observable_value": value,
+        "objectMarking": [marking(tlp)],
+        "hashes": [{"algorithm": "SHA-256", "hash": value}] if hashes else [],
+    })
+    stix_entity = {"type": stix_type, "spec_version": "2.1", "id": standard_id,
+                   "object_marking_refs": [TLP_MARKINGS[tlp]["id"]],
+                   **({"hashes": hashes} if hashes else {"value": value})}
+    return opencti.enrichment_message(entity, stix_entity)
+
+
+def publish_requests(opencti: FakeOpenCTI, connector_id: str, values: list[str], count: int) -> list[str]:
+    """Publish ``count`` enrichment requests (cycling through ``values``); their work ids."""
+    work_ids = []
+    for index in range(count):
+        message = enrichment_request(opencti, values[index % len(values)])
+        opencti.publish(connector_id, message)
+        work_ids.append(message["internal"]["work_id"])
+    return work_ids
 
 
 def running(connector: Connector) -> Iterator[Connector]:

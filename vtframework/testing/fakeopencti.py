@@ -12,7 +12,8 @@ queues in a real RabbitMQ), pings that keep the connector's state, works,
 entity reads, paged lists with real cursors and filters, the Artifact upload
 (an upload that opens as a ZIP is replaced by its first entry; the hashes are
 those of what is stored), file downloads from ``/storage/get``, live streams
-as SSE, playbook steps and bundle pushes. Tests publish platform-shaped
+as SSE, playbook steps and bundle pushes. Outages: :meth:`FakeOpenCTI.outage`
+answers every request with GraphQL errors or HTTP 502s for a while. Tests publish platform-shaped
 messages with :meth:`FakeOpenCTI.publish` and read what the connector pushed
 with :meth:`FakeOpenCTI.pushed_bundles`.
 
@@ -49,6 +50,19 @@ CONNECTOR_EXCHANGE = "amqp.connector.exchange"
 WORKER_EXCHANGE = "amqp.worker.exchange"
 #: The platform's largest page (ES_MAX_PAGINATION): a larger ``first`` is capped to it.
 MAX_PAGE_SIZE = 5000
+#: What a platform having a bad minute answers: ``(HTTP status, content type, body)``.
+OUTAGES = {
+    # The API is up but its database is not: every operation fails with the platform's unknown error.
+    "graphql_error": (200, "application/json", json.dumps({
+        "errors": [{"message": "An unknown error has occurred", "name": "UnknownError",
+                    "extensions": {"code": "INTERNAL_SERVER_ERROR"}}],
+        "data": None,
+    }).encode()),
+    # The reverse proxy in front of the platform has no backend (a restart, a rolling upgrade).
+    "http_502": (502, "text/html", b"<html><head><title>502 Bad Gateway</title></head>"
+                                   b"<body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center>"
+                                   b"</body></html>"),
+}
 DEFAULT_PAGE_SIZE = 500
 #: Uploads that stay in memory; larger ones go to a temporary file.
 _KEEP_BELOW = 16 << 20
@@ -236,6 +250,10 @@ class FakeOpenCTI(LocalServer):
         self._stopping = threading.Event()
         self._spooled: list[IO[bytes]] = []
         self._markings = {tlp: self._tlp_marking(tlp) for tlp in TLP_MARKINGS}
+        #: The outage under way: ``(kind, monotonic end)``, or None.
+        self._outage: tuple[str, float] | None = None
+        #: Requests an outage answered (their operation names), in order.
+        self.outage_refused: list[str] = []
 
     # -- lifecycle --------------------------------------------------------
     def start(self) -> "FakeOpenCTI":
@@ -301,6 +319,37 @@ class FakeOpenCTI(LocalServer):
             },
             "event": {"entity_id": entity_id, "bundle": bundle},
         }
+
+    def outage(self, kind: str, seconds: float) -> None:
+        """Answer every GraphQL request as :data:`OUTAGES` ``[kind]`` for ``seconds`` from now.
+
+        Nothing is executed meanwhile (a ``workToProcessed`` refused is not
+        recorded in :attr:`calls`); the refused operations are listed in
+        :attr:`outage_refused`.
+        """
+        if kind not in OUTAGES:
+            raise ValueError(f"unknown outage {kind!r}; choose one of {', '.join(OUTAGES)}")
+        with self._lock:
+            self._outage = (kind, time.monotonic() + seconds)
+
+    def end_outage(self) -> None:
+        with self._lock:
+            self._outage = None
+
+    def _outage_answer(self, operation: str) -> tuple[int, str, bytes] | None:
+        with self._lock:
+            if self._outage is None or time.monotonic() >= self._outage[1]:
+                return None
+            self.outage_refused.append(operation)
+            return OUTAGES[self._outage[0]]
+
+    def processed_counts(self, work_ids: Iterable[str]) -> dict[str, int]:
+        """How many ``workToProcessed`` each work received (exactly 1 each when nothing was lost or doubled)."""
+        counts = {work_id: 0 for work_id in work_ids}
+        for call in list(self.calls):
+            if call.operation == "workToProcessed" and call.variables.get("id") in counts:
+                counts[call.variables["id"]] += 1
+        return counts
 
     def reset_state(self, connector_id: str) -> None:
         """The UI's "reset the connector state": the connector learns it at its next ping."""
@@ -946,6 +995,9 @@ def _loggable(variables: dict[str, Any]) -> dict[str, Any]:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle on, the body waits for the
+    # client's delayed ACK and every answer gains ~40 ms the real platform does not have.
+    disable_nagle_algorithm = True
 
     @property
     def fake(self) -> FakeOpenCTI:
@@ -968,6 +1020,12 @@ class _Handler(BaseHTTPRequestHandler):
                 payload = json.loads(self.rfile.read(length) or b"{}")
         except (ValueError, KeyError, AttributeError) as exc:
             self._send(400, json.dumps({"errors": [{"message": f"bad request: {exc}"}]}).encode(), "application/json")
+            return
+        query = payload.get("query") if isinstance(payload.get("query"), str) else ""
+        named = re.match(r"^\s*(?:query|mutation)\s+(\w+)", query)
+        outage = self.fake._outage_answer(named.group(1) if named else "(anonymous)")
+        if outage is not None:
+            self._send(outage[0], outage[2], outage[1])
             return
         status, body = self.fake.execute(payload, files, dict(self.headers))
         self._send(status, json.dumps(body).encode(), "application/json")
