@@ -18,7 +18,8 @@ said to be related to each other).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Iterable, Mapping
+from collections.abc import Mapping
+from typing import Any, Iterable
 from urllib.parse import quote
 
 from vtframework import ScoreReason, addons, blocks

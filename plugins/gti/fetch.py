@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from vtframework import addons
 from vtframework.errors import ForbiddenError, VTError

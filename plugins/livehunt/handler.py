@@ -16,7 +16,8 @@ again, nor resends a rule whose indicator has since become too restricted.
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from vtframework import EgressPolicy
 from vtframework.errors import (

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from vtframework import STIX_EXT_OCTI, Marked, most_restrictive_tlp
 from vtframework.errors import InputError

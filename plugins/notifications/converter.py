@@ -22,8 +22,9 @@ import dataclasses
 import datetime as dt
 import ipaddress
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from vtframework import AUTHOR_ID, STIX_EXT_OCTI_SCO, blocks, from_value, pattern_for
 from vtframework.errors import (

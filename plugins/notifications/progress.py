@@ -16,8 +16,9 @@ ids handled at their date, which makes "already handled" exact.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 #: How far back the very first run looks (the original connector's three days).
 FIRST_RUN_LOOKBACK = 3 * 86400

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from vtframework import blocks, extract_yara_rule, marked_indicator
 from vtframework.errors import BadRequestError, ForbiddenError, MalformedResponse, NotFoundError

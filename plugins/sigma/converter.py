@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from vtframework import addons, blocks
 from vtframework.errors import MalformedResponse, NotFoundError, VTError

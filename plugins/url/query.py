@@ -7,7 +7,8 @@ original connector spent a second request on ``/last_serving_ip_address``
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from vtframework import url_id
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 import ast
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator
 
 from vtframework.errors import ConfigError
 from vtframework.policy.tlp import TLP_ORDER, normalize_tlp

@@ -7,8 +7,9 @@ original images runs on ours with its environment unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from vtframework.errors import ConfigError
 

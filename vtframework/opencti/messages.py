@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Mapping
+from collections.abc import Mapping
+from typing import Any, Callable
 
 from vtframework.errors import InputError
 from vtframework.policy.egress import most_restrictive_tlp

@@ -31,8 +31,9 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 from vtframework.opencti.metrics import QueueMetrics
 

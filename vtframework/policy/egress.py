@@ -21,8 +21,9 @@ VirusTotal client enforces it on every request (see :mod:`vtframework.vt.egress`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable
 
 from vtframework.errors import VTFrameworkError
 from vtframework.policy.markings import PAP_MARKINGS, PAP_WHITE_ID, TLP_MARKINGS

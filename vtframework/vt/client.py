@@ -20,8 +20,9 @@ import logging
 import random
 import threading
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import IO, Any, Mapping
+from typing import IO, Any
 from urllib.parse import quote, urljoin, urlsplit
 
 import requests
