@@ -80,6 +80,32 @@ def test_without_strict_the_connector_warns_in_one_line_then_goes_on(tmp_path):
     assert f"WARNING vtframework.opencti: OpenCTI is {OTHER} but pycti {PYCTI} is installed" in text
 
 
+def test_plain_text_logs_come_at_the_connector_log_level(tmp_path):
+    """OPENCTI_JSON_LOGGING=false with CONNECTOR_LOG_LEVEL=info: the connector's INFO lines are written."""
+    from vtframework.testing.connector import RABBITMQ, require_service
+
+    require_service(RABBITMQ, "RabbitMQ")
+    with FakeOpenCTI(version=PYCTI, token=TOKEN) as opencti:
+        log = tmp_path / "connector.log"
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "VTF_EXTERNAL_PLUGINS": "false",
+               "OPENCTI_URL": opencti.url, "OPENCTI_TOKEN": TOKEN, "OPENCTI_JSON_LOGGING": "false",
+               "CONNECTOR_LOG_LEVEL": "info", "CONNECTOR_ID": str(uuid.uuid4()), "VIRUSTOTAL_DETECT_QUOTA": "false",
+               "VIRUSTOTAL_TOKEN": "test-key", "VTF_STATE_DIR": str(tmp_path)}
+        with open(log, "wb") as out:
+            process = subprocess.Popen([sys.executable, "-m", "vtframework", "run", "enrichment"], env=env,
+                                       stdout=out, stderr=subprocess.STDOUT)
+            try:
+                deadline = time.monotonic() + 30
+                while "vtframework enrichment connector started" not in log.read_text() and time.monotonic() < deadline:
+                    time.sleep(0.1)
+            finally:
+                process.terminate()
+                process.wait(timeout=15)
+        text = log.read_text()
+    assert "vtframework enrichment connector started" in text, text[-2000:]
+    assert not text.lstrip().startswith("{"), "plain text was asked for, not JSON"
+
+
 def test_an_unreachable_or_refusing_platform_is_named_not_guessed():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

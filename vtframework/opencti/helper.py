@@ -63,7 +63,25 @@ def start_helper(app: App, config: dict[str, Any] | None = None, **kwargs: Any) 
     from pycti import OpenCTIConnectorHelper
 
     with _reporting_build(app):
-        return OpenCTIConnectorHelper(config or helper_config(app), **kwargs)
+        helper = OpenCTIConnectorHelper(config or helper_config(app), **kwargs)
+    _plain_logs_at_connector_level(helper)
+    return helper
+
+
+def _plain_logs_at_connector_level(helper: Any) -> None:
+    """With ``OPENCTI_JSON_LOGGING=false``, logs still come at ``CONNECTOR_LOG_LEVEL``.
+
+    pycti sets up plain-text logging with ``logging.basicConfig``, which does
+    nothing once the command line has configured the root logger (at
+    WARNING unless ``-v``): every INFO line of the connector was lost. JSON
+    logging replaces the root's handlers and is left as pycti sets it.
+    """
+    if getattr(helper, "opencti_json_logging", True):
+        return
+    level = logging.getLevelName(str(getattr(helper, "log_level", "") or "").upper())
+    root = logging.getLogger()
+    if isinstance(level, int) and level < root.level:
+        root.setLevel(level)
 
 
 def preflight(app: App) -> None:
