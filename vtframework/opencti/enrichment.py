@@ -16,6 +16,7 @@ import uuid
 from typing import Any, Mapping
 
 from vtframework.context import EnrichmentResult
+from vtframework.errors import InputError
 from vtframework.host.app import App
 from vtframework.host.services import open_app_state, open_client
 from vtframework.opencti.helper import EnrichmentFailed, failure_reason, start_helper
@@ -79,10 +80,34 @@ class EnrichmentConnector:
         return self.pipeline.enrich(observable), base
 
     def _open_file(self, item: Mapping[str, Any]) -> Any:
-        """An Artifact's file from OpenCTI storage, spooled to disk beyond 8 MB."""
-        url = f"{self.helper.opencti_url.rstrip('/')}/storage/get/{item['id']}"
-        content = self.helper.api.fetch_opencti_file(url, binary=True)
+        """An Artifact's file from OpenCTI storage, streamed into a spool that goes to disk beyond 8 MB.
+
+        pycti's ``fetch_opencti_file`` holds the whole file in memory and
+        answers ``None`` on any failure; here a failure names the file and
+        what OpenCTI answered.
+        """
+        import requests
+
+        api = self.helper.api
+        file_id = str(item.get("id") or "")
+        url = f"{self.helper.opencti_url.rstrip('/')}/storage/get/{file_id}"
         spool = tempfile.SpooledTemporaryFile(max_size=8 << 20)
-        spool.write(content)
+        try:
+            with api.session.get(
+                url, headers=api.request_headers, verify=api.ssl_verify, cert=getattr(api, "cert", None),
+                proxies=getattr(api, "proxies", None), timeout=(30, 300), stream=True,
+            ) as response:
+                if response.status_code != 200:
+                    raise InputError(f"OpenCTI did not return the file {file_id} of this Artifact "
+                                     f"(HTTP {response.status_code}); nothing was sent to VirusTotal")
+                for chunk in response.iter_content(1 << 20):
+                    spool.write(chunk)
+        except requests.RequestException as exc:
+            spool.close()
+            raise InputError(f"OpenCTI did not return the file {file_id} of this Artifact "
+                             f"({type(exc).__name__}); nothing was sent to VirusTotal") from None
+        except BaseException:
+            spool.close()
+            raise
         spool.seek(0)
         return spool
