@@ -17,6 +17,7 @@ registers its own under the same types) can still be imported after them.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from collections import OrderedDict
 from typing import Any, Iterable
@@ -80,9 +81,28 @@ def incident_id(name: str, created: Any) -> str:
 
 
 def attack_pattern_id(name: str, x_mitre_id: str | None = None) -> str:
-    """Keyed by the MITRE id when there is one (lower-cased), else by the name."""
+    """Keyed by the MITRE id when there is one, else by the name.
+
+    The two platform lines differ, and the installed pycti says which one is
+    talked to: 7.x lower-cases the MITRE id and treats an empty one as none;
+    6.x keeps its case and keys by any MITRE id given, empty included.
+    """
+    if _pycti_major() < 7:
+        return opencti_id("attack-pattern", {"x_mitre_id": x_mitre_id.strip()} if x_mitre_id is not None
+                          else _name(name))
     mitre = x_mitre_id.lower().strip() if x_mitre_id is not None else ""
     return opencti_id("attack-pattern", {"x_mitre_id": mitre} if mitre else _name(name))
+
+
+@functools.lru_cache(maxsize=1)
+def _pycti_major() -> int:
+    """The installed pycti's major version, read from its metadata (pycti itself is not imported); 7 without it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return int(version("pycti").split(".", 1)[0])
+    except (PackageNotFoundError, ValueError):
+        return 7
 
 
 def country_id(name: str) -> str:
