@@ -208,3 +208,27 @@ def test_an_outage_is_no_attempt_of_the_messages_own(state):
     runtime.helper.api.stix2.get_reader = lambda _type: lambda **_k: {"standard_id": "ipv4-addr--1"}
     assert runtime.handle(message("work_8"), redelivered=True).settle == "ack"
     assert work.processed() == [("work_8", "enriched", False)]
+
+
+@pytest.mark.parametrize("protocol", ["API", "api"])
+def test_the_api_listen_protocol_is_served_by_pycti_with_the_same_callback(state, protocol):
+    """CONNECTOR_LISTEN_PROTOCOL=API: OpenCTI calls the connector over HTTP, so the queue is not consumed."""
+    helper = helper_with(Work(), reader=None)
+    served = []
+    helper.listen_protocol = protocol
+    helper.listen = lambda message_callback: served.append(message_callback)
+    runtime = listener(helper, state)
+    runtime.run = lambda: pytest.fail("the RabbitMQ queue must not be consumed with the API protocol")
+    runtime.serve()
+    assert served == [runtime.callback]
+
+
+def test_amqp_is_consumed_by_this_runtime(state):
+    helper = helper_with(Work(), reader=None)
+    helper.listen_protocol = "AMQP"
+    helper.listen = lambda message_callback: pytest.fail("pycti's own listener acknowledges on receipt")
+    runtime = listener(helper, state)
+    consumed = []
+    runtime.run = lambda: consumed.append(True)
+    runtime.serve()
+    assert consumed == [True]

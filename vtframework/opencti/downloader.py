@@ -36,7 +36,7 @@ class DownloaderConnector:
 
     def start(self) -> None:
         self.helper.connector_logger.info("vtframework downloader connector started")
-        self.listener.run()
+        self.listener.serve()
 
     def process(self, data: dict[str, Any]) -> str:
         self.helper.metric.inc("run_count")

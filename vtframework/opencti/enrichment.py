@@ -43,7 +43,7 @@ class EnrichmentConnector:
             "vtframework enrichment connector started",
             {"plugins": ",".join(self.app.host.loaded), "types": ",".join(sorted(self.app.host.owners))},
         )
-        self.listener.run()
+        self.listener.serve()
 
     # The listener calls this once per message, in a worker thread.
     def process(self, data: dict[str, Any]) -> str:

@@ -229,6 +229,21 @@ class ReliableListener:
                 self.stopping.wait(pause)
                 self._reconnect_pause = min(pause * 2, MAX_PAUSE)
 
+    def serve(self) -> None:
+        """The connector's listener: this runtime on RabbitMQ (AMQP, the default).
+
+        With ``CONNECTOR_LISTEN_PROTOCOL=API`` OpenCTI does not publish to the
+        queue but calls the connector over HTTP, and pycti's listener serves
+        those calls: the platform keeps each request until the call answers,
+        after the work is done.
+        """
+        protocol = str(getattr(self.helper, "listen_protocol", None) or "AMQP").upper()
+        if protocol == "API":
+            log.info("CONNECTOR_LISTEN_PROTOCOL=API: OpenCTI calls this connector over HTTP; pycti's listener answers")
+            self.helper.listen(message_callback=self.callback)
+            return
+        self.run()
+
     def stop(self) -> None:
         self.stopping.set()
 
