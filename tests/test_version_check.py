@@ -56,52 +56,41 @@ def test_strict_version_refuses_to_start_before_registering():
     assert "refused (VTF_STRICT_VERSION)" in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.services
-def test_without_strict_the_connector_warns_in_one_line_then_goes_on(tmp_path):
+def connector_log(tmp_path, version, wanted, **env):
+    """What ``run enrichment`` writes (plain-text logs) against a platform of ``version``, until ``wanted`` shows."""
     from vtframework.testing.connector import RABBITMQ, require_service
 
     require_service(RABBITMQ, "RabbitMQ")
-    with FakeOpenCTI(version=OTHER, token=TOKEN) as opencti:
+    with FakeOpenCTI(version=version, token=TOKEN) as opencti:
         log = tmp_path / "connector.log"
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "VTF_EXTERNAL_PLUGINS": "false",
-               "OPENCTI_URL": opencti.url, "OPENCTI_TOKEN": TOKEN, "OPENCTI_JSON_LOGGING": "false",
-               "CONNECTOR_ID": str(uuid.uuid4()), "VIRUSTOTAL_TOKEN": "test-key", "VTF_STATE_DIR": str(tmp_path)}
+        environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "VTF_EXTERNAL_PLUGINS": "false",
+                       "OPENCTI_URL": opencti.url, "OPENCTI_TOKEN": TOKEN, "OPENCTI_JSON_LOGGING": "false",
+                       "CONNECTOR_ID": str(uuid.uuid4()), "VIRUSTOTAL_TOKEN": "test-key",
+                       "VTF_STATE_DIR": str(tmp_path), **env}
         with open(log, "wb") as out:
-            process = subprocess.Popen([sys.executable, "-m", "vtframework", "run", "enrichment"], env=env,
+            process = subprocess.Popen([sys.executable, "-m", "vtframework", "run", "enrichment"], env=environment,
                                        stdout=out, stderr=subprocess.STDOUT)
             try:
                 deadline = time.monotonic() + 30
-                while f"OpenCTI is {OTHER} but pycti {PYCTI}" not in log.read_text() and time.monotonic() < deadline:
+                while wanted not in log.read_text() and time.monotonic() < deadline:
                     time.sleep(0.1)
             finally:
                 process.terminate()
                 process.wait(timeout=15)
-        text = log.read_text()
+        return log.read_text()
+
+
+@pytest.mark.services
+def test_without_strict_the_connector_warns_in_one_line_then_goes_on(tmp_path):
+    text = connector_log(tmp_path, OTHER, f"OpenCTI is {OTHER} but pycti {PYCTI}")
     assert f"WARNING vtframework.opencti: OpenCTI is {OTHER} but pycti {PYCTI} is installed" in text
 
 
+@pytest.mark.services
 def test_plain_text_logs_come_at_the_connector_log_level(tmp_path):
     """OPENCTI_JSON_LOGGING=false with CONNECTOR_LOG_LEVEL=info: the connector's INFO lines are written."""
-    from vtframework.testing.connector import RABBITMQ, require_service
-
-    require_service(RABBITMQ, "RabbitMQ")
-    with FakeOpenCTI(version=PYCTI, token=TOKEN) as opencti:
-        log = tmp_path / "connector.log"
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "VTF_EXTERNAL_PLUGINS": "false",
-               "OPENCTI_URL": opencti.url, "OPENCTI_TOKEN": TOKEN, "OPENCTI_JSON_LOGGING": "false",
-               "CONNECTOR_LOG_LEVEL": "info", "CONNECTOR_ID": str(uuid.uuid4()), "VIRUSTOTAL_DETECT_QUOTA": "false",
-               "VIRUSTOTAL_TOKEN": "test-key", "VTF_STATE_DIR": str(tmp_path)}
-        with open(log, "wb") as out:
-            process = subprocess.Popen([sys.executable, "-m", "vtframework", "run", "enrichment"], env=env,
-                                       stdout=out, stderr=subprocess.STDOUT)
-            try:
-                deadline = time.monotonic() + 30
-                while "vtframework enrichment connector started" not in log.read_text() and time.monotonic() < deadline:
-                    time.sleep(0.1)
-            finally:
-                process.terminate()
-                process.wait(timeout=15)
-        text = log.read_text()
+    text = connector_log(tmp_path, PYCTI, "vtframework enrichment connector started",
+                         CONNECTOR_LOG_LEVEL="info", VIRUSTOTAL_DETECT_QUOTA="false")
     assert "vtframework enrichment connector started" in text, text[-2000:]
     assert not text.lstrip().startswith("{"), "plain text was asked for, not JSON"
 
