@@ -50,3 +50,12 @@ def test_checker_still_refuses_invalid_markings():
     home_made = pycti_export(f"marking-definition--{uuid.uuid4()}", "TLP:CLEAR")
     with pytest.raises(Exception):
         assert_valid_bundle(bundle(home_made))
+
+
+@pytest.mark.parametrize("name", ["TLP:GREEN", "TLP:AMBER", "TLP:RED"])
+def test_the_specification_s_tlp_markings_are_stix2_s_to_the_byte(name):
+    import json
+
+    import stix2
+
+    assert TLP_MARKINGS[name] == json.loads(getattr(stix2, name.replace(":", "_")).serialize())

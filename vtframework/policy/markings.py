@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-import stix2
 
-
-def _as_dict(marking: Any) -> dict[str, Any]:
-    return json.loads(marking.serialize())
+def _tlp(colour: str, ident: str) -> dict[str, Any]:
+    """A TLP marking definition as the STIX 2.1 specification fixes it (stix2's ``TLP_*``; a test compares them)."""
+    return {
+        "type": "marking-definition", "spec_version": "2.1", "id": f"marking-definition--{ident}",
+        "created": "2017-01-20T00:00:00.000Z", "definition_type": "tlp", "name": f"TLP:{colour.upper()}",
+        "definition": {"tlp": colour},
+    }
 
 
 #: TLP marking definitions by canonical name (OpenCTI's ids; AMBER+STRICT is OpenCTI's own).
@@ -24,8 +26,8 @@ TLP_MARKINGS: dict[str, dict[str, Any]] = {
         "name": "TLP:CLEAR",
         "definition": {"tlp": "clear"},
     },
-    "TLP:GREEN": _as_dict(stix2.TLP_GREEN),
-    "TLP:AMBER": _as_dict(stix2.TLP_AMBER),
+    "TLP:GREEN": _tlp("green", "34098fce-860f-48ae-8e50-ebd3cc5e41da"),
+    "TLP:AMBER": _tlp("amber", "f88d31f6-486f-44da-b317-01333bde0b82"),
     "TLP:AMBER+STRICT": {
         "type": "marking-definition",
         "spec_version": "2.1",
@@ -37,7 +39,7 @@ TLP_MARKINGS: dict[str, dict[str, Any]] = {
         "x_opencti_definition_type": "TLP",
         "x_opencti_definition": "TLP:AMBER+STRICT",
     },
-    "TLP:RED": _as_dict(stix2.TLP_RED),
+    "TLP:RED": _tlp("red", "5e57c739-391a-4eb3-b6be-7d15ca92d5ed"),
 }
 TLP_MARKING_BY_ID = {marking["id"]: marking for marking in TLP_MARKINGS.values()}
 
