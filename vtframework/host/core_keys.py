@@ -32,6 +32,9 @@ CORE_KEYS: tuple[ConfigKey, ...] = (
     ),
     ConfigKey("connector.auto", "bool", False, "Enrich automatically on creation or update."),
     ConfigKey("connector.log_level", "str", "error", "Log level.", choices=LOG_LEVELS),
+    ConfigKey("connector.listen_protocol", "str", "AMQP",
+              "How OpenCTI delivers enrichment and download requests: AMQP (its RabbitMQ queue) or API "
+              "(HTTP calls to the connector).", choices=("AMQP", "API")),
     ConfigKey("connector.confidence_level", "int", None, "Default confidence level (0-100).", minimum=0),
     ConfigKey("connector.expose_metrics", "bool", False, "Expose Prometheus metrics."),
     ConfigKey("connector.metrics_port", "int", 9095, "Port of the Prometheus metrics endpoint.", minimum=1),
